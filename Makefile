@@ -1,0 +1,50 @@
+# Atoll: `make run` serves the demo tenants, `make test` runs every test, `make bench` measures.
+# Both install what is missing on a fresh Debian machine with rustup: cmake (through apt-get when
+# running as root) and the wasm32-wasip2 target.
+
+CARGO ?= cargo
+TENANTS_OUT := tenants/target/wasm32-wasip2/release
+ATOLL := target/debug/atoll
+
+.PHONY: run test bench setup tenants build lint fmt clean
+
+run: setup tenants build
+	@echo
+	@echo "Atoll is starting: proxy on http://127.0.0.1:8080, admin on http://127.0.0.1:8081"
+	@echo "Try, from another terminal:"
+	@echo "  curl http://127.0.0.1:8080/hello"
+	@echo "  curl -X POST 'http://127.0.0.1:8080/echo/path?q=1' -d 'hi there'"
+	@echo "  curl http://127.0.0.1:8081/metrics"
+	@echo
+	$(ATOLL) serve --config config/atoll.yaml
+
+test: setup tenants
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) test --workspace --no-fail-fast
+
+bench: setup tenants
+	$(CARGO) bench -p atoll-gateway --bench invoke
+	scripts/bench-http.sh
+
+setup:
+	@scripts/setup.sh
+
+tenants:
+	cd tenants && $(CARGO) build --release
+
+build:
+	$(CARGO) build -p atoll-gateway --bin atoll
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	cd tenants && $(CARGO) clippy --release -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+	cd tenants && $(CARGO) fmt --all
+
+clean:
+	$(CARGO) clean
+	cd tenants && $(CARGO) clean

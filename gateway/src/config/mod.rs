@@ -1,0 +1,586 @@
+//! The YAML configuration: its schema, defaults, units and validation.
+//!
+//! [`Config::load`] reads a file, [`Config::parse`] a string, [`Config::embedded_default`] gives
+//! the config `atoll serve` uses without `--config`. Everything is validated here, once: unknown
+//! keys, bad units, bad names, routes outside a tenant's hosts, duplicate routes, limits above
+//! the pool's ceilings. Every error names the file, the line and the key
+//! (`config/atoll.yaml:12: tenants.demo.limits.memory: …`). Relative paths are relative to the
+//! config file's directory. This module knows nothing of the rest of the gateway but the route
+//! syntax. Every key and default is listed in `docs/configuration.md`.
+
+mod locate;
+mod units;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use self::units::{ByteSize, format_duration, parse_duration};
+use crate::routes::{HostPattern, Route};
+
+/// The config `atoll serve` runs without `--config`.
+pub const DEFAULT_CONFIG_YAML: &str = "\
+listen:
+  http: 127.0.0.1:8080
+  admin: 127.0.0.1:8081
+data_dir: ./atoll-data
+";
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The listeners.
+    pub listen: Listen,
+    /// Where deployments, precompiled artifacts and state live. Default `./atoll-data`.
+    pub data_dir: PathBuf,
+    /// Proxy worker threads. Default 2.
+    pub threads: usize,
+    /// The gateway-wide limits every tenant's missing limit keys inherit.
+    pub limits: Limits,
+    /// The instance pool's global ceilings.
+    pub pool: PoolConfig,
+    /// How long a graceful shutdown waits for requests in flight. Default 5s.
+    pub shutdown_grace: Duration,
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, TenantConfig>,
+    /// The file this config came from, if any.
+    pub source: Option<PathBuf>,
+}
+
+/// Listener addresses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listen {
+    /// The proxy listener. Default `127.0.0.1:8080`.
+    pub http: SocketAddr,
+    /// The admin listener. Default `127.0.0.1:8081`.
+    pub admin: SocketAddr,
+}
+
+/// A tenant's limits, fully resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Limits {
+    /// Linear memory per instance. Default 64MiB.
+    pub memory: ByteSize,
+    /// CPU time per request. Default 50ms.
+    pub cpu_time: Duration,
+    /// Wall-clock time per request. Default 10s.
+    pub timeout: Duration,
+    /// Instances running at once. Default 64.
+    pub concurrency: u32,
+    /// Requests per second; 0 means unlimited. Default 0.
+    pub rate: u32,
+    /// Largest request body. Default 10MiB.
+    pub request_body: ByteSize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: ByteSize(64 << 20),
+            cpu_time: Duration::from_millis(50),
+            timeout: Duration::from_secs(10),
+            concurrency: 64,
+            rate: 0,
+            request_body: ByteSize(10 << 20),
+        }
+    }
+}
+
+/// Global ceilings of the instance pool.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// The most instances alive at once across all tenants. Default 1000.
+    pub total_instances: u32,
+    /// The largest memory any instance may have. Default 256MiB.
+    pub max_memory: ByteSize,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        PoolConfig {
+            total_instances: 1000,
+            max_memory: ByteSize(256 << 20),
+        }
+    }
+}
+
+/// A tenant.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TenantConfig {
+    /// The hosts the tenant may route.
+    pub hosts: Vec<HostPattern>,
+    /// Its limits: its own keys over the gateway-wide defaults.
+    pub limits: Limits,
+    /// What its functions may fetch.
+    pub outbound: Outbound,
+    /// Its functions by name.
+    pub functions: BTreeMap<String, FunctionConfig>,
+}
+
+/// Outbound HTTP policy.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Outbound {
+    /// Allowed origins, `scheme://host[:port]`, host possibly `*.suffix`. Default none.
+    pub allow: Vec<String>,
+}
+
+/// A function.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FunctionConfig {
+    /// The component file, resolved against the config file's directory.
+    pub wasm: PathBuf,
+    /// The routes it serves.
+    pub routes: Vec<Route>,
+}
+
+/// Why a config is not valid. The message starts with `file:line:` when the line is known.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// YAML syntax, an unknown key or a value of the wrong type or unit.
+    #[error("{file}:{line}:{column}: {message}")]
+    Syntax {
+        /// The file, `<embedded>` or `<string>`.
+        file: String,
+        /// 1-based line.
+        line: usize,
+        /// 1-based column.
+        column: usize,
+        /// What is wrong, with the key path.
+        message: String,
+    },
+    /// A value that parses but is not allowed.
+    #[error("{file}:{}{key}: {message}", line.map(|l| format!("{l}: ")).unwrap_or_default())]
+    Invalid {
+        /// The file, `<embedded>` or `<string>`.
+        file: String,
+        /// 1-based line, when found.
+        line: Option<usize>,
+        /// The dotted key path.
+        key: String,
+        /// What is wrong and what to do.
+        message: String,
+    },
+}
+
+impl Config {
+    /// Reads, parses and validates the config file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, Some(path))
+    }
+
+    /// Parses and validates `text`; relative paths resolve against `source`'s directory, or
+    /// the current directory without a source.
+    pub fn parse(text: &str, source: Option<&Path>) -> Result<Config, ConfigError> {
+        let file = source.map_or_else(|| "<string>".to_owned(), |p| p.display().to_string());
+        Parser { text, file }.parse(source)
+    }
+
+    /// The embedded default: proxy on 127.0.0.1:8080, admin on 127.0.0.1:8081, data in
+    /// `./atoll-data`, no tenants, built-in limits.
+    pub fn embedded_default() -> Config {
+        Parser {
+            text: DEFAULT_CONFIG_YAML,
+            file: "<embedded>".to_owned(),
+        }
+        .parse(None)
+        .expect("the embedded default config is valid")
+    }
+
+    /// Checks that every function's component file exists, naming the config line when not.
+    pub fn check_files(&self) -> Result<(), ConfigError> {
+        let text = match &self.source {
+            Some(path) => std::fs::read_to_string(path).unwrap_or_default(),
+            None => String::new(),
+        };
+        let parser = Parser {
+            text: &text,
+            file: self
+                .source
+                .as_ref()
+                .map_or_else(|| "<string>".to_owned(), |p| p.display().to_string()),
+        };
+        for (tenant, t) in &self.tenants {
+            for (function, f) in &t.functions {
+                if !f.wasm.is_file() {
+                    return Err(parser.invalid(
+                        &["tenants", tenant, "functions", function, "wasm"],
+                        format!("component file {} does not exist", f.wasm.display()),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    listen: RawListen,
+    data_dir: Option<PathBuf>,
+    threads: Option<usize>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    pool: RawPool,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    shutdown_grace: Option<Duration>,
+    #[serde(default)]
+    tenants: BTreeMap<String, RawTenant>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawListen {
+    http: Option<SocketAddr>,
+    admin: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Default, Clone)]
+#[serde(deny_unknown_fields)]
+struct RawLimits {
+    memory: Option<ByteSize>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    cpu_time: Option<Duration>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    timeout: Option<Duration>,
+    concurrency: Option<u32>,
+    rate: Option<u32>,
+    request_body: Option<ByteSize>,
+}
+
+impl RawLimits {
+    fn over(&self, base: &Limits) -> Limits {
+        Limits {
+            memory: self.memory.unwrap_or(base.memory),
+            cpu_time: self.cpu_time.unwrap_or(base.cpu_time),
+            timeout: self.timeout.unwrap_or(base.timeout),
+            concurrency: self.concurrency.unwrap_or(base.concurrency),
+            rate: self.rate.unwrap_or(base.rate),
+            request_body: self.request_body.unwrap_or(base.request_body),
+        }
+    }
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawPool {
+    total_instances: Option<u32>,
+    max_memory: Option<ByteSize>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTenant {
+    #[serde(default)]
+    hosts: Vec<String>,
+    #[serde(default)]
+    limits: RawLimits,
+    #[serde(default)]
+    outbound: RawOutbound,
+    #[serde(default)]
+    functions: BTreeMap<String, RawFunction>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutbound {
+    #[serde(default)]
+    allow: Vec<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFunction {
+    wasm: PathBuf,
+    #[serde(default)]
+    routes: Vec<String>,
+}
+
+/// Whether `name` is a valid tenant or function name: `^[a-z0-9][a-z0-9-]{0,62}$`.
+pub fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    (1..=63).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
+}
+
+/// One parse: the text and its file name, for errors.
+struct Parser<'a> {
+    text: &'a str,
+    file: String,
+}
+
+impl Parser<'_> {
+    fn invalid(&self, path: &[&str], message: String) -> ConfigError {
+        ConfigError::Invalid {
+            file: self.file.clone(),
+            line: locate::line_of(self.text, path),
+            key: path.join("."),
+            message,
+        }
+    }
+
+    fn parse(&self, source: Option<&Path>) -> Result<Config, ConfigError> {
+        let raw: RawConfig = if locate::is_blank(self.text) {
+            RawConfig::default()
+        } else {
+            serde_norway::from_str(self.text).map_err(|e| self.syntax(&e))?
+        };
+        let base = source
+            .and_then(Path::parent)
+            .map(Path::to_owned)
+            .unwrap_or_default();
+        let resolve = |p: &Path| {
+            if p.is_absolute() {
+                p.to_owned()
+            } else {
+                base.join(p)
+            }
+        };
+
+        let pool = PoolConfig {
+            total_instances: raw.pool.total_instances.unwrap_or(1000),
+            max_memory: raw.pool.max_memory.unwrap_or(ByteSize(256 << 20)),
+        };
+        let limits = raw.limits.over(&Limits::default());
+        self.check_limits(&["limits"], &limits, &pool)?;
+        let threads = raw.threads.unwrap_or(2);
+        if !(1..=256).contains(&threads) {
+            return Err(self.invalid(&["threads"], format!("{threads} threads: use 1 to 256")));
+        }
+        let listen = Listen {
+            http: raw.listen.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
+            admin: raw.listen.admin.unwrap_or(([127, 0, 0, 1], 8081).into()),
+        };
+        if listen.http == listen.admin && listen.http.port() != 0 {
+            return Err(self.invalid(
+                &["listen", "admin"],
+                format!(
+                    "the admin listener cannot share {} with the proxy",
+                    listen.http
+                ),
+            ));
+        }
+        let data_dir = raw
+            .data_dir
+            .unwrap_or_else(|| PathBuf::from("./atoll-data"));
+        if data_dir.as_os_str().is_empty() {
+            return Err(self.invalid(&["data_dir"], "data_dir cannot be empty".to_owned()));
+        }
+
+        let mut tenants = BTreeMap::new();
+        // Which function holds each route, for duplicate errors naming both.
+        let mut route_owners: HashMap<Route, String> = HashMap::new();
+        for (tenant_name, raw_tenant) in &raw.tenants {
+            let tenant = self.tenant(
+                tenant_name,
+                raw_tenant,
+                &limits,
+                &pool,
+                &resolve,
+                &mut route_owners,
+            )?;
+            tenants.insert(tenant_name.clone(), tenant);
+        }
+        Ok(Config {
+            listen,
+            data_dir: resolve(&data_dir),
+            threads,
+            limits,
+            pool,
+            shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(5)),
+            tenants,
+            source: source.map(Path::to_owned),
+        })
+    }
+
+    fn tenant(
+        &self,
+        name: &str,
+        raw: &RawTenant,
+        defaults: &Limits,
+        pool: &PoolConfig,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+        route_owners: &mut HashMap<Route, String>,
+    ) -> Result<TenantConfig, ConfigError> {
+        if !is_valid_name(name) {
+            return Err(self.invalid(
+                &["tenants", name],
+                format!("tenant name `{name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"),
+            ));
+        }
+        let hosts = raw
+            .hosts
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.invalid(&["tenants", name, "hosts"], e.to_string()))?;
+        let limits = raw.limits.over(defaults);
+        self.check_limits(&["tenants", name, "limits"], &limits, pool)?;
+        for origin in &raw.outbound.allow {
+            check_origin(origin).map_err(|why| {
+                self.invalid(
+                    &["tenants", name, "outbound", "allow"],
+                    format!("`{origin}`: {why}"),
+                )
+            })?;
+        }
+        let mut functions = BTreeMap::new();
+        for (function_name, raw_function) in &raw.functions {
+            let key = ["tenants", name, "functions", function_name.as_str()];
+            if !is_valid_name(function_name) {
+                return Err(self.invalid(
+                    &key,
+                    format!(
+                        "function name `{function_name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"
+                    ),
+                ));
+            }
+            if raw_function.wasm.as_os_str().is_empty() {
+                return Err(self.invalid(
+                    &[&key[..], &["wasm"]].concat(),
+                    "wasm cannot be empty".to_owned(),
+                ));
+            }
+            let route_key = [&key[..], &["routes"]].concat();
+            let mut routes = Vec::new();
+            for text in &raw_function.routes {
+                let route =
+                    Route::parse(text).map_err(|e| self.invalid(&route_key, e.to_string()))?;
+                if !hosts.iter().any(|h| h.covers(route.host()))
+                    && *route.host() != HostPattern::Any
+                {
+                    return Err(self.invalid(
+                        &route_key,
+                        format!(
+                            "route `{route}`: host `{}` is not in tenant `{name}`'s hosts",
+                            route.host()
+                        ),
+                    ));
+                }
+                let owner = format!("tenants.{name}.functions.{function_name}");
+                if let Some(previous) = route_owners.insert(route.clone(), owner.clone()) {
+                    return Err(self.invalid(
+                        &route_key,
+                        format!("route `{route}` of {owner} is already taken by {previous}"),
+                    ));
+                }
+                routes.push(route);
+            }
+            functions.insert(
+                function_name.clone(),
+                FunctionConfig {
+                    wasm: resolve(&raw_function.wasm),
+                    routes,
+                },
+            );
+        }
+        Ok(TenantConfig {
+            hosts,
+            limits,
+            outbound: Outbound {
+                allow: raw.outbound.allow.clone(),
+            },
+            functions,
+        })
+    }
+
+    fn check_limits(
+        &self,
+        at: &[&str],
+        limits: &Limits,
+        pool: &PoolConfig,
+    ) -> Result<(), ConfigError> {
+        let key = |k: &'static str| [at, &[k]].concat();
+        if limits.memory > pool.max_memory {
+            return Err(self.invalid(
+                &key("memory"),
+                format!(
+                    "memory {} is above pool.max_memory {}",
+                    limits.memory, pool.max_memory
+                ),
+            ));
+        }
+        if limits.concurrency == 0 || limits.concurrency > pool.total_instances {
+            return Err(self.invalid(
+                &key("concurrency"),
+                format!(
+                    "concurrency {} must be from 1 to pool.total_instances ({})",
+                    limits.concurrency, pool.total_instances
+                ),
+            ));
+        }
+        if limits.cpu_time.is_zero() {
+            return Err(self.invalid(&key("cpu_time"), "cpu_time must be above 0".to_owned()));
+        }
+        if limits.timeout.is_zero() {
+            return Err(self.invalid(&key("timeout"), "timeout must be above 0".to_owned()));
+        }
+        Ok(())
+    }
+
+    fn syntax(&self, e: &serde_norway::Error) -> ConfigError {
+        let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
+        let message = e.to_string();
+        // The location is in the prefix already; drop serde's own " at line X column Y".
+        let message = match message.rfind(" at line ") {
+            Some(i) => message[..i].to_owned(),
+            None => message,
+        };
+        // Name the key at the error's position, more precisely than serde's path (which stops
+        // at the enclosing mapping), in place of serde's own path prefix.
+        let message = match locate::path_at(self.text, line, column) {
+            Some(key) if !key.is_empty() => match message.split_once(": ") {
+                Some((prefix, rest)) if key.starts_with(prefix) => format!("{key}: {rest}"),
+                _ => format!("{key}: {message}"),
+            },
+            _ => message,
+        };
+        ConfigError::Syntax {
+            file: self.file.clone(),
+            line,
+            column,
+            message,
+        }
+    }
+}
+
+/// Checks an outbound origin pattern: `http(s)://host[:port]`, host possibly `*.suffix`.
+fn check_origin(origin: &str) -> Result<(), String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or("write `http://HOST[:PORT]` or `https://HOST[:PORT]`")?;
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (rest, None),
+    };
+    if let Some(port) = port {
+        port.parse::<u16>()
+            .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
+    }
+    HostPattern::parse(host).map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

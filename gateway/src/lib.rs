@@ -1,0 +1,24 @@
+//! Atoll: a multi-tenant WebAssembly edge gateway.
+//!
+//! A Pingora reverse proxy maps routes to tenant functions (standard `wasi:http/proxy`
+//! components) and runs each request in a fresh instance from a pre-compiled pool. The request's
+//! walk through the modules, in order:
+//!
+//! [`proxy`] → [`routes`] (via the [`registry`] snapshot) → [`runtime`] → response, with
+//! [`metrics`] recorded on the way. Functions get there through [`loader`] (compile or load from
+//! the [`store`]'s artifact cache) from the [`config`]. [`server`] assembles it all and
+//! [`admin`] serves health and metrics. See `docs/architecture.md`.
+
+pub mod admin;
+pub mod config;
+pub mod loader;
+pub mod metrics;
+pub mod proxy;
+pub mod registry;
+pub mod routes;
+pub mod runtime;
+pub mod server;
+pub mod store;
+
+pub use config::Config;
+pub use server::ServerHandle;

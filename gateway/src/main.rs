@@ -1,0 +1,113 @@
+//! The `atoll` command: `serve` runs the gateway, `check` validates a config.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use atoll_gateway::{Config, ServerHandle};
+use clap::{Parser, Subcommand, ValueEnum};
+use tracing_subscriber::EnvFilter;
+
+/// Atoll: a multi-tenant WebAssembly edge gateway.
+#[derive(Debug, Parser)]
+#[command(name = "atoll", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log line format.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Serve the proxy and admin listeners until SIGINT or SIGTERM.
+    Serve {
+        /// The config file; without it, the embedded default (proxy on 127.0.0.1:8080, admin on
+        /// 127.0.0.1:8081, data in ./atoll-data, no tenants).
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Validate a config file and exit; errors name the file, line and key.
+    Check {
+        /// The config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let result = match cli.command {
+        Command::Serve { config } => serve(config),
+        Command::Check { config } => check(config),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atoll: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    Ok(match path {
+        Some(path) => Config::load(&path)?,
+        None => Config::embedded_default(),
+    })
+}
+
+fn check(path: PathBuf) -> anyhow::Result<()> {
+    let config = load_config(Some(path.clone()))?;
+    config.check_files()?;
+    let functions: usize = config.tenants.values().map(|t| t.functions.len()).sum();
+    println!(
+        "{}: ok ({} tenants, {functions} functions)",
+        path.display(),
+        config.tenants.len()
+    );
+    Ok(())
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load_config(path)?;
+    let handle = ServerHandle::start(config)?;
+    wait_for_signal()?;
+    tracing::info!("shutting down");
+    handle.stop();
+    Ok(())
+}
+
+/// Blocks until SIGINT or SIGTERM.
+fn wait_for_signal() -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            r = tokio::signal::ctrl_c() => r,
+            _ = term.recv() => Ok(()),
+        }
+    })?;
+    Ok(())
+}

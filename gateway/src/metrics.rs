@@ -1,0 +1,118 @@
+//! Every metric family the gateway exports, in one place, registered in a [`prometheus::Registry`]
+//! of the server's own (so several gateways in one process, as in tests, never mix).
+//!
+//! Labels carry tenant and function names only: never paths, hosts or request ids.
+
+use prometheus::{
+    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+};
+
+/// Request-duration buckets, 50 µs to 10 s: edge latencies.
+const REQUEST_BUCKETS: &[f64] = &[
+    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0,
+    2.5, 5.0, 10.0,
+];
+
+/// Instantiation buckets, from 1 µs.
+const INSTANTIATION_BUCKETS: &[f64] = &[
+    0.000001, 0.0000025, 0.000005, 0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001,
+    0.0025, 0.01,
+];
+
+/// The gateway's metric families.
+#[derive(Debug, Clone)]
+pub struct Metrics {
+    registry: Registry,
+    /// `atoll_requests_total{tenant, function, code}`.
+    pub requests: IntCounterVec,
+    /// `atoll_request_duration_seconds{tenant, function}`.
+    pub request_duration: HistogramVec,
+    /// `atoll_instantiation_duration_seconds{tenant}`.
+    pub instantiation: HistogramVec,
+    /// `atoll_wasm_traps_total{tenant, function, reason}`.
+    pub traps: IntCounterVec,
+    /// `atoll_functions_loaded`.
+    pub functions_loaded: IntGauge,
+    /// `atoll_artifacts_total{source}`: functions loaded from the precompiled-artifact cache
+    /// (`cached`) or compiled (`compiled`, `recompiled`).
+    pub artifacts: IntCounterVec,
+}
+
+impl Metrics {
+    /// Creates and registers every family.
+    pub fn new() -> Metrics {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("atoll_requests_total", "Requests served, by status code"),
+            &["tenant", "function", "code"],
+        )
+        .expect("valid metric");
+        let request_duration = HistogramVec::new(
+            HistogramOpts::new(
+                "atoll_request_duration_seconds",
+                "Time from routing to the response head",
+            )
+            .buckets(REQUEST_BUCKETS.to_vec()),
+            &["tenant", "function"],
+        )
+        .expect("valid metric");
+        let instantiation = HistogramVec::new(
+            HistogramOpts::new(
+                "atoll_instantiation_duration_seconds",
+                "Time to create a fresh instance for a request",
+            )
+            .buckets(INSTANTIATION_BUCKETS.to_vec()),
+            &["tenant"],
+        )
+        .expect("valid metric");
+        let traps = IntCounterVec::new(
+            Opts::new("atoll_wasm_traps_total", "Guest traps, by reason"),
+            &["tenant", "function", "reason"],
+        )
+        .expect("valid metric");
+        let functions_loaded =
+            IntGauge::new("atoll_functions_loaded", "Functions ready to serve").expect("valid");
+        let artifacts = IntCounterVec::new(
+            Opts::new(
+                "atoll_artifacts_total",
+                "Functions loaded, by where their compiled code came from",
+            ),
+            &["source"],
+        )
+        .expect("valid metric");
+        for collector in [
+            Box::new(requests.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(request_duration.clone()),
+            Box::new(instantiation.clone()),
+            Box::new(traps.clone()),
+            Box::new(functions_loaded.clone()),
+            Box::new(artifacts.clone()),
+        ] {
+            registry.register(collector).expect("unique metric names");
+        }
+        Metrics {
+            registry,
+            requests,
+            request_duration,
+            instantiation,
+            traps,
+            functions_loaded,
+            artifacts,
+        }
+    }
+
+    /// The Prometheus text exposition of every family.
+    pub fn render(&self) -> String {
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut out)
+            .expect("text encoding never fails");
+        String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics::new()
+    }
+}

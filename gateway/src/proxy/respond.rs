@@ -1,0 +1,171 @@
+//! The one place where the proxy's own failures become HTTP responses: each [`GatewayError`]
+//! gets its status and `error.code` from `contract.md`, and a JSON body
+//! `{"error": {"code", "message", "request_id"}}`. Details beyond the message go to the log.
+
+use bytes::Bytes;
+use http::StatusCode;
+use pingora::http::ResponseHeader;
+
+use crate::runtime::InvokeError;
+
+use super::request_id::{HEADER as REQUEST_ID, RequestId};
+
+/// A failure the gateway answers itself, instead of a guest's response.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// No route matches the request.
+    NoRoute,
+    /// The request body is larger than the tenant's `request_body` limit.
+    RequestTooLarge {
+        /// The limit, in bytes.
+        limit: u64,
+    },
+    /// The request could not be handed to a guest (for example an invalid URI).
+    BadRequest(String),
+    /// The function failed to produce a response.
+    Invoke(InvokeError),
+}
+
+impl GatewayError {
+    /// The status code the client gets.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            GatewayError::NoRoute => StatusCode::NOT_FOUND,
+            GatewayError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::Invoke(e) => match e {
+                InvokeError::Trap(_) | InvokeError::Instantiate(_) => {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+                InvokeError::CpuLimit | InvokeError::MemoryLimit | InvokeError::PoolExhausted => {
+                    StatusCode::SERVICE_UNAVAILABLE
+                }
+                InvokeError::Timeout => StatusCode::GATEWAY_TIMEOUT,
+                InvokeError::NoResponse | InvokeError::GuestError(_) => StatusCode::BAD_GATEWAY,
+            },
+        }
+    }
+
+    /// The machine-readable `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            GatewayError::NoRoute => "no_route",
+            GatewayError::RequestTooLarge { .. } => "request_too_large",
+            GatewayError::BadRequest(_) => "bad_request",
+            GatewayError::Invoke(e) => match e {
+                InvokeError::Trap(_) | InvokeError::Instantiate(_) => "function_trap",
+                InvokeError::CpuLimit => "cpu_limit_exceeded",
+                InvokeError::MemoryLimit => "memory_limit_exceeded",
+                InvokeError::PoolExhausted => "over_capacity",
+                InvokeError::Timeout => "timeout",
+                InvokeError::NoResponse | InvokeError::GuestError(_) => "function_error",
+            },
+        }
+    }
+
+    /// What went wrong and what to do, for the client. Never includes guest internals beyond
+    /// the trap's one-line description.
+    pub fn message(&self) -> String {
+        match self {
+            GatewayError::NoRoute => "no route matches this host and path".to_owned(),
+            GatewayError::RequestTooLarge { limit } => {
+                format!("the request body is larger than this function's limit of {limit} bytes")
+            }
+            GatewayError::BadRequest(why) => why.clone(),
+            GatewayError::Invoke(e) => e.to_string(),
+        }
+    }
+
+    /// Seconds the client should wait before retrying, for the statuses that carry
+    /// `Retry-After`.
+    pub fn retry_after(&self) -> Option<u32> {
+        matches!(self, GatewayError::Invoke(InvokeError::PoolExhausted)).then_some(1)
+    }
+
+    /// The trap reason for the metrics, when the guest was stopped.
+    pub fn trap_reason(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::Invoke(InvokeError::Trap(_) | InvokeError::Instantiate(_)) => {
+                Some("trap")
+            }
+            GatewayError::Invoke(InvokeError::CpuLimit) => Some("cpu"),
+            GatewayError::Invoke(InvokeError::MemoryLimit) => Some("memory"),
+            GatewayError::Invoke(InvokeError::Timeout) => Some("timeout"),
+            _ => None,
+        }
+    }
+
+    /// The response head and JSON body for this error.
+    pub fn to_response(&self, request_id: &RequestId) -> pingora::Result<(ResponseHeader, Bytes)> {
+        let body = serde_json::json!({
+            "error": {
+                "code": self.code(),
+                "message": self.message(),
+                "request_id": request_id.as_str(),
+            }
+        });
+        let body = Bytes::from(body.to_string());
+        let mut head = ResponseHeader::build(self.status(), Some(4))?;
+        head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
+        head.insert_header(http::header::CONTENT_LENGTH, body.len())?;
+        head.insert_header(REQUEST_ID, request_id.as_str())?;
+        if let Some(seconds) = self.retry_after() {
+            head.insert_header(http::header::RETRY_AFTER, seconds)?;
+        }
+        Ok((head, body))
+    }
+}
+
+impl From<InvokeError> for GatewayError {
+    fn from(e: InvokeError) -> Self {
+        GatewayError::Invoke(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_and_codes_follow_the_contract() {
+        let cases = [
+            (GatewayError::NoRoute, 404, "no_route"),
+            (
+                GatewayError::RequestTooLarge { limit: 1 },
+                413,
+                "request_too_large",
+            ),
+            (InvokeError::Trap("x".into()).into(), 500, "function_trap"),
+            (InvokeError::CpuLimit.into(), 503, "cpu_limit_exceeded"),
+            (
+                InvokeError::MemoryLimit.into(),
+                503,
+                "memory_limit_exceeded",
+            ),
+            (InvokeError::Timeout.into(), 504, "timeout"),
+            (InvokeError::NoResponse.into(), 502, "function_error"),
+            (
+                InvokeError::GuestError("x".into()).into(),
+                502,
+                "function_error",
+            ),
+            (InvokeError::PoolExhausted.into(), 503, "over_capacity"),
+        ];
+        for (error, status, code) in cases {
+            assert_eq!(error.status().as_u16(), status, "{error:?}");
+            assert_eq!(error.code(), code, "{error:?}");
+        }
+    }
+
+    #[test]
+    fn error_body_is_the_contract_json() {
+        let id = RequestId::random();
+        let (head, body) = GatewayError::NoRoute.to_response(&id).unwrap();
+        assert_eq!(head.status, 404);
+        let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(json["error"]["code"], "no_route");
+        assert_eq!(json["error"]["request_id"], id.as_str());
+        assert!(json["error"]["message"].as_str().unwrap().len() > 5);
+        assert_eq!(head.headers.get(REQUEST_ID).unwrap(), id.as_str());
+    }
+}

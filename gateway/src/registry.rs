@@ -1,0 +1,127 @@
+//! The live state: tenants, their functions and the route table, published as one immutable
+//! [`Snapshot`] behind an atomic pointer.
+//!
+//! Readers (every request) call [`Registry::snapshot`] and never lock; writers build a whole new
+//! snapshot and [`Registry::publish`] it in one swap, so a request sees either the old state or
+//! the new one, and requests in flight finish on the version they started with.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::Limits;
+use crate::routes::{HostPattern, RouteTable};
+use crate::runtime::{FunctionImage, InvokeLimits};
+
+/// A tenant as the gateway serves it.
+#[derive(Debug)]
+pub struct Tenant {
+    /// The tenant's name.
+    pub name: String,
+    /// The hosts the tenant may route.
+    pub hosts: Vec<HostPattern>,
+    /// The tenant's limits.
+    pub limits: Limits,
+    /// The per-invocation part of `limits`, ready for the runtime.
+    pub invoke_limits: InvokeLimits,
+}
+
+impl Tenant {
+    /// A tenant named `name` with these hosts and limits.
+    pub fn new(name: String, hosts: Vec<HostPattern>, limits: Limits) -> Tenant {
+        let invoke_limits = InvokeLimits {
+            memory: limits.memory.0,
+            cpu_time: limits.cpu_time,
+            timeout: limits.timeout,
+        };
+        Tenant {
+            name,
+            hosts,
+            limits,
+            invoke_limits,
+        }
+    }
+}
+
+/// One deployed version of a function, ready to instantiate.
+#[derive(Debug)]
+pub struct Function {
+    /// The function's name, unique within its tenant.
+    pub name: String,
+    /// The sha256 of the component bytes.
+    pub version: String,
+    /// The compiled, pre-linked component.
+    pub image: FunctionImage,
+}
+
+/// What a route leads to: a tenant's function.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// The tenant that owns the route.
+    pub tenant: Arc<Tenant>,
+    /// The function the route serves.
+    pub function: Arc<Function>,
+}
+
+/// An immutable view of everything the gateway serves.
+#[derive(Debug)]
+pub struct Snapshot {
+    /// Tenants by name.
+    pub tenants: BTreeMap<String, Arc<Tenant>>,
+    /// Every route of every function.
+    pub routes: RouteTable<Endpoint>,
+}
+
+impl Snapshot {
+    /// A snapshot with no tenants and no routes.
+    pub fn empty() -> Snapshot {
+        Snapshot {
+            tenants: BTreeMap::new(),
+            routes: RouteTable::builder().build(),
+        }
+    }
+
+    /// Finds the endpoint for a request's host (from the URI authority or `Host` header, port and
+    /// all) and path.
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Endpoint> {
+        self.routes.lookup(host, path)
+    }
+
+    /// How many distinct functions the routes lead to.
+    pub fn function_count(&self) -> usize {
+        let mut seen: Vec<*const Function> = self
+            .routes
+            .iter()
+            .map(|(_, endpoint)| Arc::as_ptr(&endpoint.function))
+            .collect();
+        seen.sort_unstable();
+        seen.dedup();
+        seen.len()
+    }
+}
+
+/// The holder of the current [`Snapshot`].
+#[derive(Debug)]
+pub struct Registry {
+    current: ArcSwap<Snapshot>,
+}
+
+impl Registry {
+    /// A registry serving `snapshot`.
+    pub fn new(snapshot: Snapshot) -> Registry {
+        Registry {
+            current: ArcSwap::from_pointee(snapshot),
+        }
+    }
+
+    /// The current snapshot. Lock-free; hold it for the length of one request.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// Replaces the current snapshot atomically.
+    pub fn publish(&self, snapshot: Snapshot) {
+        self.current.store(Arc::new(snapshot));
+    }
+}

@@ -1,0 +1,201 @@
+//! The state a guest's [`wasmtime::Store`] carries for one request: the WASI and `wasi:http`
+//! contexts, the memory limiter, the CPU budget, and the outbound policy.
+//!
+//! Guests get an empty environment, no arguments, no preopened directories and no sockets:
+//! only what the `wasi:http/proxy` world promises, plus clocks and random numbers.
+
+use std::time::Duration;
+
+use wasmtime::ResourceLimiter;
+use wasmtime::component::ResourceTable;
+use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// The limits one invocation runs under, taken from its tenant's configuration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvokeLimits {
+    /// The most linear memory the instance may grow to, in bytes.
+    pub memory: u64,
+    /// CPU time the guest may spend, measured in epoch ticks of the runtime.
+    pub cpu_time: Duration,
+    /// Wall-clock time from the start of the invocation to the response head.
+    pub timeout: Duration,
+}
+
+impl Default for InvokeLimits {
+    fn default() -> Self {
+        InvokeLimits {
+            memory: 64 << 20,
+            cpu_time: Duration::from_millis(50),
+            timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// What stopped a guest, when a limit did. Read after the guest's call returns an error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum LimitHit {
+    /// No limit was crossed: any error is the guest's own.
+    #[default]
+    None,
+    /// The guest tried to grow its memory past its limit.
+    Memory,
+    /// The guest ran out of CPU budget.
+    Cpu,
+}
+
+/// Per-request store data.
+pub(crate) struct GuestState {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundPolicy,
+    pub(crate) memory: MemoryLimiter,
+    pub(crate) cpu: CpuBudget,
+}
+
+impl GuestState {
+    pub(crate) fn new(limits: &InvokeLimits, epoch_tick: Duration) -> GuestState {
+        GuestState {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().build(),
+            http: WasiHttpCtx::new(),
+            outbound: OutboundPolicy,
+            memory: MemoryLimiter::new(limits.memory),
+            cpu: CpuBudget::new(limits.cpu_time, epoch_tick),
+        }
+    }
+
+    /// Which limit, if any, stopped the guest.
+    pub(crate) fn limit_hit(&self) -> LimitHit {
+        if self.memory.exceeded {
+            LimitHit::Memory
+        } else if self.cpu.exceeded {
+            LimitHit::Cpu
+        } else {
+            LimitHit::None
+        }
+    }
+}
+
+impl WasiView for GuestState {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for GuestState {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// Caps an instance's linear memory and remembers the peak and whether the cap was hit
+/// (a failed grow traps the guest; the trap itself does not say why).
+#[derive(Debug)]
+pub(crate) struct MemoryLimiter {
+    limit: usize,
+    pub(crate) peak: usize,
+    pub(crate) exceeded: bool,
+}
+
+/// Table elements any one table may grow to.
+const MAX_TABLE_ELEMENTS: usize = 1_000_000;
+
+impl MemoryLimiter {
+    fn new(limit: u64) -> MemoryLimiter {
+        MemoryLimiter {
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            peak: 0,
+            exceeded: false,
+        }
+    }
+}
+
+impl ResourceLimiter for MemoryLimiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.limit {
+            self.exceeded = true;
+            wasmtime::bail!(
+                "memory limit exceeded: the guest asked for {desired} bytes, its limit is {}",
+                self.limit
+            );
+        }
+        self.peak = self.peak.max(desired);
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= MAX_TABLE_ELEMENTS)
+    }
+}
+
+/// Counts the epoch ticks a guest runs through. Each tick the guest is interrupted, yields to
+/// the executor (so it never holds a worker thread other tenants need) and is charged one tick;
+/// past its budget it is stopped.
+#[derive(Debug)]
+pub(crate) struct CpuBudget {
+    budget_ticks: u64,
+    used_ticks: u64,
+    pub(crate) exceeded: bool,
+}
+
+impl CpuBudget {
+    fn new(cpu_time: Duration, tick: Duration) -> CpuBudget {
+        let tick = tick.as_nanos().max(1);
+        let budget_ticks = cpu_time.as_nanos().div_ceil(tick).max(1);
+        CpuBudget {
+            budget_ticks: u64::try_from(budget_ticks).unwrap_or(u64::MAX),
+            used_ticks: 0,
+            exceeded: false,
+        }
+    }
+
+    /// Called at every epoch deadline: charge a tick and decide what happens next.
+    pub(crate) fn on_tick(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        self.used_ticks += 1;
+        if self.used_ticks > self.budget_ticks {
+            self.exceeded = true;
+            wasmtime::bail!("cpu time limit exceeded");
+        }
+        Ok(wasmtime::UpdateDeadline::Yield(1))
+    }
+}
+
+/// Decides the guest's outbound HTTP requests. Until allowlists land, every outbound request is
+/// denied: the guest sees `HttpRequestDenied`.
+#[derive(Debug, Default)]
+pub(crate) struct OutboundPolicy;
+
+type SendResult = wasmtime_wasi_http::Result<(
+    http::Response<wasmtime_wasi_http::WasiBody>,
+    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+)>;
+
+impl WasiHttpHooks for OutboundPolicy {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}

@@ -1,0 +1,206 @@
+//! One request through a guest, as a timeline:
+//!
+//! 1. **store**: a fresh [`Store`] with the tenant's memory limiter and CPU budget;
+//! 2. **instantiate**: a new instance from the function's [`FunctionImage`] (pooling allocator,
+//!    copy-on-write memory), timed for the instantiation metric;
+//! 3. **call**: `wasi:http/incoming-handler.handle` runs in its own task, so the guest can keep
+//!    streaming the body after the response head is out;
+//! 4. **respond**: the head arrives on a oneshot; the body streams from the guest task, which is
+//!    aborted when the body is dropped (the client went away or the response ended).
+//!
+//! Failures are classified into [`InvokeError`] from what the store saw (which limit was hit)
+//! and from the trap.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use tokio::task::JoinHandle;
+use wasmtime::Store;
+use wasmtime_wasi_http::WasiHttpView as _;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::guest::{GuestState, InvokeLimits, LimitHit};
+use super::{FunctionImage, InvokeError, Runtime};
+
+/// A response produced by a guest, with what it cost to start.
+#[derive(Debug)]
+pub struct Invocation {
+    /// The guest's response; its body streams from the still-running guest.
+    pub response: http::Response<GuestBody>,
+    /// Time spent creating the instance.
+    pub instantiation: Duration,
+}
+
+/// The body of a guest's response. Dropping it stops the guest.
+pub struct GuestBody {
+    inner: HyperOutgoingBody,
+    /// Held for its `Drop`: the guest task lives as long as its body.
+    _guest: AbortOnDrop,
+}
+
+impl std::fmt::Debug for GuestBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GuestBody").finish_non_exhaustive()
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// Aborts the guest task when dropped.
+struct AbortOnDrop(Option<JoinHandle<GuestExit>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(handle) = self.0.take() {
+            handle.abort();
+        }
+    }
+}
+
+/// How the guest task ended.
+enum GuestExit {
+    Returned,
+    Failed(InvokeError),
+}
+
+impl Runtime {
+    /// Runs `request` through a fresh instance of `image` under `limits`.
+    ///
+    /// Must be called within a tokio runtime: the guest runs in a task of its own.
+    pub async fn invoke<B>(
+        &self,
+        image: &FunctionImage,
+        limits: &InvokeLimits,
+        request: http::Request<B>,
+    ) -> Result<Invocation, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        let started = Instant::now();
+        let mut store = Store::new(
+            &self.engine,
+            GuestState::new(limits, self.settings.epoch_tick),
+        );
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_tick());
+
+        let scheme = match request.uri().scheme_str() {
+            Some("https") => Scheme::Https,
+            _ => Scheme::Http,
+        };
+        let (head_tx, head_rx) = tokio::sync::oneshot::channel();
+        let (req, out) = {
+            let mut http = store.data_mut().http();
+            let req = http
+                .new_incoming_request(scheme, request)
+                .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+            let out = http
+                .new_response_outparam(head_tx)
+                .map_err(|e| InvokeError::Instantiate(format!("{e:#}")))?;
+            (req, out)
+        };
+
+        let pre = image.pre.clone();
+        let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(async move {
+            let instantiated = Instant::now();
+            let proxy = match pre.instantiate_async(&mut store).await {
+                Ok(proxy) => proxy,
+                Err(e) => return GuestExit::Failed(classify_instantiate(&e)),
+            };
+            let _ = inst_tx.send(instantiated.elapsed());
+            match proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, req, out)
+                .await
+            {
+                Ok(()) => GuestExit::Returned,
+                Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
+            }
+        });
+        let mut guest = AbortOnDrop(Some(task));
+
+        let head = tokio::time::timeout_at(
+            tokio::time::Instant::from_std(started + limits.timeout),
+            head_rx,
+        )
+        .await;
+        let instantiation = inst_rx.await_now();
+        match head {
+            Err(_elapsed) => Err(InvokeError::Timeout),
+            Ok(Ok(Ok(response))) => Ok(Invocation {
+                response: response.map(|inner| GuestBody {
+                    inner,
+                    _guest: guest,
+                }),
+                instantiation,
+            }),
+            Ok(Ok(Err(code))) => Err(InvokeError::GuestError(format!("{code:?}"))),
+            // The outparam was dropped without a response: the task has ended or is ending.
+            Ok(Err(_closed)) => {
+                let handle = guest.0.take().expect("the guest task is still held");
+                match handle.await {
+                    Ok(GuestExit::Returned) => Err(InvokeError::NoResponse),
+                    Ok(GuestExit::Failed(e)) => Err(e),
+                    Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
+                }
+            }
+        }
+    }
+}
+
+trait AwaitNow {
+    fn await_now(self) -> Duration;
+}
+
+impl AwaitNow for tokio::sync::oneshot::Receiver<Duration> {
+    /// The instantiation time if the guest got that far, zero otherwise. Never waits: by the
+    /// time the response head (or its failure) is known, instantiation is over.
+    fn await_now(mut self) -> Duration {
+        self.try_recv().unwrap_or_default()
+    }
+}
+
+fn classify_instantiate(error: &wasmtime::Error) -> InvokeError {
+    let message = format!("{error:#}");
+    if message.contains("maximum concurrent") || message.contains("limit reached") {
+        InvokeError::PoolExhausted
+    } else {
+        InvokeError::Instantiate(message)
+    }
+}
+
+fn classify_trap(limit: LimitHit, error: &wasmtime::Error) -> InvokeError {
+    match limit {
+        LimitHit::Memory => InvokeError::MemoryLimit,
+        LimitHit::Cpu => InvokeError::CpuLimit,
+        LimitHit::None => match error.downcast_ref::<wasmtime::Trap>() {
+            Some(trap) => InvokeError::Trap(trap.to_string()),
+            None => InvokeError::Trap(format!("{}", error.root_cause())),
+        },
+    }
+}

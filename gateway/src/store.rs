@@ -1,0 +1,123 @@
+//! The durable store under `data_dir`: crash-safe file writes and the cache of precompiled
+//! artifacts.
+//!
+//! Precompiled artifacts live at `artifacts/<engine>/<sha256>.cwasm`, where `<engine>` is a hash
+//! of the engine's compatibility settings (wasmtime version, target, compiler flags) and
+//! `<sha256>` the component's content hash. A restart loads them by mmap in well under a
+//! millisecond instead of compiling again; an artifact that no longer loads (an engine change,
+//! a torn file) is recompiled from the component bytes, never trusted.
+
+use std::fs::{self, File};
+use std::hash::{Hash, Hasher};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+use sha2::{Digest, Sha256};
+use wasmtime::Engine;
+use wasmtime::component::Component;
+
+use crate::runtime::Runtime;
+
+/// The sha256 of `bytes` as lowercase hex: a component's version.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
+/// torn one: a temporary file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir)?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Where a function's compiled code came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArtifactSource {
+    /// Loaded from a precompiled artifact on disk: no compilation.
+    Cached,
+    /// Compiled now (no artifact yet) and written to the cache.
+    Compiled,
+    /// An artifact was there but did not load (stale or corrupt); recompiled and replaced.
+    Recompiled,
+}
+
+/// The on-disk cache of precompiled components for one engine.
+#[derive(Debug, Clone)]
+pub struct ArtifactCache {
+    dir: PathBuf,
+}
+
+impl ArtifactCache {
+    /// The cache for `engine` under `data_dir/artifacts/`.
+    pub fn new(data_dir: &Path, engine: &Engine) -> ArtifactCache {
+        let mut hasher = std::hash::DefaultHasher::new();
+        engine.precompile_compatibility_hash().hash(&mut hasher);
+        let engine_key = format!("{:016x}", hasher.finish());
+        ArtifactCache {
+            dir: data_dir.join("artifacts").join(engine_key),
+        }
+    }
+
+    /// The directory holding this engine's artifacts.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path_for(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.cwasm"))
+    }
+
+    /// Loads the component whose bytes are `bytes` (and whose hash is `sha256`) from its artifact,
+    /// or compiles it and stores the artifact. Blocking and possibly slow: call it off the
+    /// request path.
+    pub fn load_or_compile(
+        &self,
+        runtime: &Runtime,
+        sha256: &str,
+        bytes: &[u8],
+    ) -> anyhow::Result<(Component, ArtifactSource)> {
+        let path = self.path_for(sha256);
+        let mut source = ArtifactSource::Compiled;
+        if path.exists() {
+            match load_artifact(runtime.engine(), &path) {
+                Ok(component) => return Ok((component, ArtifactSource::Cached)),
+                Err(e) => {
+                    tracing::warn!(
+                        artifact = %path.display(),
+                        error = %format!("{e:#}"),
+                        "precompiled artifact did not load; recompiling from the component bytes"
+                    );
+                    source = ArtifactSource::Recompiled;
+                }
+            }
+        }
+        let compiled = runtime.precompile(bytes)?;
+        write_atomic(&path, &compiled)
+            .with_context(|| format!("writing artifact {}", path.display()))?;
+        let component = load_artifact(runtime.engine(), &path)?;
+        Ok((component, source))
+    }
+}
+
+#[expect(
+    unsafe_code,
+    reason = "wasmtime requires `unsafe` to load native code from disk"
+)]
+fn load_artifact(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
+    // SAFETY: artifacts are only ever written by `ArtifactCache::load_or_compile` from
+    // `Engine::precompile_component`, into the gateway's own data directory, through an atomic
+    // rename; wasmtime checks the header and the engine compatibility before using the code.
+    unsafe { Component::deserialize_file(engine, path) }
+        .map_err(|e| anyhow::anyhow!("{e:#}"))
+        .with_context(|| format!("loading artifact {}", path.display()))
+}
