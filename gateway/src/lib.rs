@@ -4,12 +4,14 @@
 //! components) and runs each request in a fresh instance from a pre-compiled pool. The request's
 //! walk through the modules, in order:
 //!
-//! [`proxy`] → [`routes`] (via the [`registry`] snapshot) → [`runtime`] → response, with
+//! [`proxy`] → [`routes`] (via the [`registry`] snapshot) → [`admission`] → [`runtime`] →
+//! response, with
 //! [`metrics`] recorded on the way. Functions get there through [`loader`] (compile or load from
 //! the [`store`]'s artifact cache) from the [`config`]. [`server`] assembles it all and
 //! [`admin`] serves health and metrics. See `docs/architecture.md`.
 
 pub mod admin;
+pub mod admission;
 pub mod config;
 pub mod loader;
 pub mod metrics;

@@ -55,6 +55,7 @@ pub fn snapshot_from_config(
             tenant_name.clone(),
             tenant_config.hosts.clone(),
             tenant_config.limits.clone(),
+            config.response_body.0,
         ));
         for (function_name, function_config) in &tenant_config.functions {
             let started = Instant::now();
@@ -78,6 +79,7 @@ pub fn snapshot_from_config(
                 "function loaded"
             );
             let function = Arc::new(function);
+            let function_metrics = Arc::new(metrics.for_function(tenant_name, function_name));
             for route in &function_config.routes {
                 routes
                     .insert(
@@ -85,6 +87,7 @@ pub fn snapshot_from_config(
                         Endpoint {
                             tenant: tenant.clone(),
                             function: function.clone(),
+                            metrics: function_metrics.clone(),
                         },
                     )
                     .with_context(|| {

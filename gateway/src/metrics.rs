@@ -4,7 +4,8 @@
 //! Labels carry tenant and function names only: never paths, hosts or request ids.
 
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder,
+    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
+    Registry, TextEncoder,
 };
 
 /// Request-duration buckets, 50 µs to 10 s: edge latencies.
@@ -31,6 +32,8 @@ pub struct Metrics {
     pub instantiation: HistogramVec,
     /// `atoll_wasm_traps_total{tenant, function, reason}`.
     pub traps: IntCounterVec,
+    /// `atoll_limit_rejections_total{tenant, limit}`.
+    pub limit_rejections: IntCounterVec,
     /// `atoll_functions_loaded`.
     pub functions_loaded: IntGauge,
     /// `atoll_artifacts_total{source}`: functions loaded from the precompiled-artifact cache
@@ -70,6 +73,14 @@ impl Metrics {
             &["tenant", "function", "reason"],
         )
         .expect("valid metric");
+        let limit_rejections = IntCounterVec::new(
+            Opts::new(
+                "atoll_limit_rejections_total",
+                "Requests refused or stopped by a tenant limit, by limit",
+            ),
+            &["tenant", "limit"],
+        )
+        .expect("valid metric");
         let functions_loaded =
             IntGauge::new("atoll_functions_loaded", "Functions ready to serve").expect("valid");
         let artifacts = IntCounterVec::new(
@@ -85,6 +96,7 @@ impl Metrics {
             Box::new(request_duration.clone()),
             Box::new(instantiation.clone()),
             Box::new(traps.clone()),
+            Box::new(limit_rejections.clone()),
             Box::new(functions_loaded.clone()),
             Box::new(artifacts.clone()),
         ] {
@@ -96,6 +108,7 @@ impl Metrics {
             request_duration,
             instantiation,
             traps,
+            limit_rejections,
             functions_loaded,
             artifacts,
         }
@@ -108,6 +121,28 @@ impl Metrics {
             .encode(&self.registry.gather(), &mut out)
             .expect("text encoding never fails");
         String::from_utf8(out).expect("the text format is UTF-8")
+    }
+}
+
+/// One function's series, resolved once at load so the hot path skips the label lookups.
+#[derive(Debug, Clone)]
+pub struct FunctionMetrics {
+    /// `atoll_requests_total{tenant, function, code="200"}`.
+    pub ok: IntCounter,
+    /// `atoll_request_duration_seconds{tenant, function}`.
+    pub duration: Histogram,
+    /// `atoll_instantiation_duration_seconds{tenant}`.
+    pub instantiation: Histogram,
+}
+
+impl Metrics {
+    /// The pre-resolved series of `function` in `tenant`.
+    pub fn for_function(&self, tenant: &str, function: &str) -> FunctionMetrics {
+        FunctionMetrics {
+            ok: self.requests.with_label_values(&[tenant, function, "200"]),
+            duration: self.request_duration.with_label_values(&[tenant, function]),
+            instantiation: self.instantiation.with_label_values(&[tenant]),
+        }
     }
 }
 

@@ -10,7 +10,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
+use crate::admission::TenantAdmission;
 use crate::config::Limits;
+use crate::metrics::FunctionMetrics;
 use crate::routes::{HostPattern, RouteTable};
 use crate::runtime::{FunctionImage, InvokeLimits};
 
@@ -25,19 +27,28 @@ pub struct Tenant {
     pub limits: Limits,
     /// The per-invocation part of `limits`, ready for the runtime.
     pub invoke_limits: InvokeLimits,
+    /// The tenant's rate and concurrency state.
+    pub admission: TenantAdmission,
 }
 
 impl Tenant {
-    /// A tenant named `name` with these hosts and limits.
-    pub fn new(name: String, hosts: Vec<HostPattern>, limits: Limits) -> Tenant {
+    /// A tenant named `name` with these hosts and limits; its functions' responses are capped
+    /// at `response_body` bytes (the gateway-wide cap).
+    pub fn new(
+        name: String,
+        hosts: Vec<HostPattern>,
+        limits: Limits,
+        response_body: u64,
+    ) -> Tenant {
         let invoke_limits = InvokeLimits {
             memory: limits.memory.0,
             cpu_time: limits.cpu_time,
-            timeout: limits.timeout,
+            response_body,
         };
         Tenant {
             name,
             hosts,
+            admission: TenantAdmission::new(&limits),
             limits,
             invoke_limits,
         }
@@ -62,6 +73,8 @@ pub struct Endpoint {
     pub tenant: Arc<Tenant>,
     /// The function the route serves.
     pub function: Arc<Function>,
+    /// The function's metric series.
+    pub metrics: Arc<FunctionMetrics>,
 }
 
 /// An immutable view of everything the gateway serves.

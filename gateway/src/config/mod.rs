@@ -44,6 +44,8 @@ pub struct Config {
     pub pool: PoolConfig,
     /// How long a graceful shutdown waits for requests in flight. Default 5s.
     pub shutdown_grace: Duration,
+    /// The largest response body a function may produce. Default 1GiB.
+    pub response_body: ByteSize,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -74,6 +76,9 @@ pub struct Limits {
     pub rate: u32,
     /// Largest request body. Default 10MiB.
     pub request_body: ByteSize,
+    /// How long a request waits for a concurrency slot before 503 `over_capacity`.
+    /// Default 100ms; 0 refuses at once.
+    pub queue_wait: Duration,
 }
 
 impl Default for Limits {
@@ -85,6 +90,7 @@ impl Default for Limits {
             concurrency: 64,
             rate: 0,
             request_body: ByteSize(10 << 20),
+            queue_wait: Duration::from_millis(100),
         }
     }
 }
@@ -241,6 +247,7 @@ struct RawConfig {
     pool: RawPool,
     #[serde(default, deserialize_with = "units::opt_duration")]
     shutdown_grace: Option<Duration>,
+    response_body: Option<ByteSize>,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
@@ -263,6 +270,8 @@ struct RawLimits {
     concurrency: Option<u32>,
     rate: Option<u32>,
     request_body: Option<ByteSize>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    queue_wait: Option<Duration>,
 }
 
 impl RawLimits {
@@ -274,6 +283,7 @@ impl RawLimits {
             concurrency: self.concurrency.unwrap_or(base.concurrency),
             rate: self.rate.unwrap_or(base.rate),
             request_body: self.request_body.unwrap_or(base.request_body),
+            queue_wait: self.queue_wait.unwrap_or(base.queue_wait),
         }
     }
 }
@@ -408,6 +418,7 @@ impl Parser<'_> {
             limits,
             pool,
             shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(5)),
+            response_body: raw.response_body.unwrap_or(ByteSize(1 << 30)),
             tenants,
             source: source.map(Path::to_owned),
         })

@@ -1,13 +1,15 @@
 //! Bodies in and out: reading the request body under a cap, building the `http::Request` the
 //! guest sees, and writing the guest's response to the client.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use http_body::Body as _;
 use http_body_util::Full;
 use pingora::http::{RequestHeader, ResponseHeader};
 use pingora::proxy::Session;
 
-use crate::runtime::GuestBody;
+use crate::runtime::{GuestBody, GuestBodyError, InvokeError};
 
 use super::request_id::{HEADER as REQUEST_ID, RequestId};
 use super::respond::GatewayError;
@@ -75,11 +77,22 @@ pub(super) fn to_http_request(
     Ok(request)
 }
 
+/// How writing a guest's response ended.
+#[derive(Debug)]
+pub(super) enum Written {
+    /// The whole response went out.
+    Complete,
+    /// The body failed before anything was sent: the client can still get a JSON error.
+    FailedBeforeHead(GatewayError),
+    /// The body failed after the head went out: the connection must be cut.
+    FailedAfterHead(String),
+}
+
+type Frame = Option<Result<http_body::Frame<Bytes>, GuestBodyError>>;
+
 /// Polls `body` once for its next frame without waiting: `Some` when a frame (or the end) is
 /// already there.
-async fn ready_frame(
-    body: &mut GuestBody,
-) -> Option<Option<Result<http_body::Frame<Bytes>, crate::runtime::GuestBodyError>>> {
+async fn ready_frame(body: &mut GuestBody) -> Option<Frame> {
     std::future::poll_fn(|cx| match std::pin::Pin::new(&mut *body).poll_frame(cx) {
         std::task::Poll::Ready(frame) => std::task::Poll::Ready(Some(frame)),
         std::task::Poll::Pending => std::task::Poll::Ready(None),
@@ -87,8 +100,24 @@ async fn ready_frame(
     .await
 }
 
-/// Waits for the next data frame, skipping trailers. `Ok(None)` at the end of the body.
-async fn next_data(body: &mut GuestBody) -> pingora::Result<Option<Bytes>> {
+/// Why the body stopped: the guest's failure or the request's deadline.
+#[derive(Debug)]
+enum BodyStop {
+    Guest(GuestBodyError),
+    Deadline,
+}
+
+/// Waits, until `deadline`, for the next data frame, skipping trailers. `Ok(None)` at the end
+/// of the body.
+async fn next_data(body: &mut GuestBody, deadline: Instant) -> Result<Option<Bytes>, BodyStop> {
+    let remaining = deadline.saturating_duration_since(Instant::now());
+    match pingora::time::fast_timeout::fast_timeout(remaining, next_frame(body)).await {
+        Ok(result) => result.map_err(BodyStop::Guest),
+        Err(_elapsed) => Err(BodyStop::Deadline),
+    }
+}
+
+async fn next_frame(body: &mut GuestBody) -> Result<Option<Bytes>, GuestBodyError> {
     loop {
         match std::future::poll_fn(|cx| std::pin::Pin::new(&mut *body).poll_frame(cx)).await {
             None => return Ok(None),
@@ -97,26 +126,39 @@ async fn next_data(body: &mut GuestBody) -> pingora::Result<Option<Bytes>> {
                     return Ok(Some(data));
                 }
             }
-            Some(Err(e)) => return Err(body_error(e)),
+            Some(Err(e)) => return Err(e),
         }
     }
 }
 
-fn body_error(e: crate::runtime::GuestBodyError) -> Box<pingora::Error> {
-    pingora::Error::explain(
-        pingora::ErrorType::WriteError,
-        format!("the function's response body failed: {e:?}"),
-    )
+fn before_head(stop: BodyStop) -> Written {
+    Written::FailedBeforeHead(match stop {
+        BodyStop::Deadline => GatewayError::Invoke(InvokeError::Timeout),
+        BodyStop::Guest(GuestBodyError::TooLarge { limit }) => {
+            GatewayError::ResponseTooLarge { limit }
+        }
+        BodyStop::Guest(GuestBodyError::Guest(e)) => {
+            GatewayError::Invoke(InvokeError::GuestError(e.to_string()))
+        }
+    })
 }
 
-/// Writes the guest's response. A body that is already complete when the head arrives goes out
-/// in one write with `Content-Length`; anything else streams, chunked on HTTP/1.1 when the guest
-/// gave no length.
+fn after_head(stop: BodyStop) -> Written {
+    Written::FailedAfterHead(match stop {
+        BodyStop::Deadline => "the function did not finish its response within its timeout".into(),
+        BodyStop::Guest(e) => e.to_string(),
+    })
+}
+
+/// Writes the guest's response, all of it before `deadline`. The head waits for the first data:
+/// a body that is complete by then goes out in one write with `Content-Length`; anything else
+/// streams, chunked on HTTP/1.1 when the guest gave no length.
 pub(super) async fn write_guest_response(
     session: &mut Session,
     response: http::Response<GuestBody>,
     request_id: &RequestId,
-) -> pingora::Result<()> {
+    deadline: Instant,
+) -> pingora::Result<Written> {
     let (parts, mut body) = response.into_parts();
     let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2))?;
     for (name, value) in parts.headers.iter() {
@@ -127,20 +169,25 @@ pub(super) async fn write_guest_response(
     }
     head.insert_header(REQUEST_ID, request_id.as_str())?;
 
-    let first = next_data(&mut body).await?;
-    let Some(first) = first else {
-        head.insert_header(http::header::CONTENT_LENGTH, 0)?;
-        return session.write_response_header(Box::new(head), true).await;
+    let first = match next_data(&mut body, deadline).await {
+        Ok(Some(first)) => first,
+        Ok(None) => {
+            head.insert_header(http::header::CONTENT_LENGTH, 0)?;
+            session.write_response_header(Box::new(head), true).await?;
+            return Ok(Written::Complete);
+        }
+        Err(e) => return Ok(before_head(e)),
     };
     let second = match ready_frame(&mut body).await {
         Some(None) => {
             // Complete: one write, with its length.
             head.insert_header(http::header::CONTENT_LENGTH, first.len())?;
             session.write_response_header(Box::new(head), false).await?;
-            return session.write_response_body(Some(first), true).await;
+            session.write_response_body(Some(first), true).await?;
+            return Ok(Written::Complete);
         }
         Some(Some(Ok(frame))) => frame.into_data().ok(),
-        Some(Some(Err(e))) => return Err(body_error(e)),
+        Some(Some(Err(e))) => return Ok(before_head(BodyStop::Guest(e))),
         None => None,
     };
 
@@ -152,10 +199,15 @@ pub(super) async fn write_guest_response(
     if let Some(second) = second {
         session.write_response_body(Some(second), false).await?;
     }
-    while let Some(data) = next_data(&mut body).await? {
-        session.write_response_body(Some(data), false).await?;
+    loop {
+        match next_data(&mut body, deadline).await {
+            Ok(Some(data)) => session.write_response_body(Some(data), false).await?,
+            Ok(None) => break,
+            Err(stop) => return Ok(after_head(stop)),
+        }
     }
-    session.write_response_body(None, true).await
+    session.write_response_body(None, true).await?;
+    Ok(Written::Complete)
 }
 
 /// Connection-level headers that belong to one hop: the gateway sets its own.
@@ -164,4 +216,17 @@ fn is_hop_by_hop(name: &http::HeaderName) -> bool {
         name.as_str(),
         "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection" | "te"
     )
+}
+
+/// Resolves when the client goes away (closes the connection or resets the HTTP/2 stream)
+/// before its response is written; pends forever otherwise. Starts watching only `after` this
+/// long.
+pub(super) async fn client_gone(session: &mut Session, after: std::time::Duration) {
+    pingora::time::fast_timeout::fast_sleep(after).await;
+    // With no body left to read this only returns, with an error, when the client closes the
+    // connection (HTTP/1.1) or resets the stream (HTTP/2).
+    if session.read_body_or_idle(true).await.is_err() {
+        return;
+    }
+    std::future::pending().await
 }

@@ -22,6 +22,18 @@ pub enum GatewayError {
     },
     /// The request could not be handed to a guest (for example an invalid URI).
     BadRequest(String),
+    /// Over the tenant's `rate`.
+    RateLimited {
+        /// Whole seconds until a request would be admitted (at least 1).
+        retry_after: u64,
+    },
+    /// The tenant's concurrency is full and its queue too.
+    OverCapacity,
+    /// The function's response is larger than the gateway's `response_body` cap.
+    ResponseTooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The function failed to produce a response.
     Invoke(InvokeError),
 }
@@ -33,6 +45,9 @@ impl GatewayError {
             GatewayError::NoRoute => StatusCode::NOT_FOUND,
             GatewayError::RequestTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             GatewayError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            GatewayError::OverCapacity => StatusCode::SERVICE_UNAVAILABLE,
+            GatewayError::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
             GatewayError::Invoke(e) => match e {
                 InvokeError::Trap(_) | InvokeError::Instantiate(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -52,6 +67,9 @@ impl GatewayError {
             GatewayError::NoRoute => "no_route",
             GatewayError::RequestTooLarge { .. } => "request_too_large",
             GatewayError::BadRequest(_) => "bad_request",
+            GatewayError::RateLimited { .. } => "rate_limited",
+            GatewayError::OverCapacity => "over_capacity",
+            GatewayError::ResponseTooLarge { .. } => "response_too_large",
             GatewayError::Invoke(e) => match e {
                 InvokeError::Trap(_) | InvokeError::Instantiate(_) => "function_trap",
                 InvokeError::CpuLimit => "cpu_limit_exceeded",
@@ -72,14 +90,45 @@ impl GatewayError {
                 format!("the request body is larger than this function's limit of {limit} bytes")
             }
             GatewayError::BadRequest(why) => why.clone(),
+            GatewayError::RateLimited { retry_after } => {
+                format!("this tenant is over its request rate; retry in {retry_after} s")
+            }
+            GatewayError::OverCapacity => {
+                "this tenant is running as many requests as it may; retry shortly".to_owned()
+            }
+            GatewayError::ResponseTooLarge { limit } => {
+                format!(
+                    "the function's response is larger than the gateway's limit of {limit} bytes"
+                )
+            }
             GatewayError::Invoke(e) => e.to_string(),
         }
     }
 
     /// Seconds the client should wait before retrying, for the statuses that carry
     /// `Retry-After`.
-    pub fn retry_after(&self) -> Option<u32> {
-        matches!(self, GatewayError::Invoke(InvokeError::PoolExhausted)).then_some(1)
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            GatewayError::RateLimited { retry_after } => Some(*retry_after),
+            GatewayError::OverCapacity | GatewayError::Invoke(InvokeError::PoolExhausted) => {
+                Some(1)
+            }
+            _ => None,
+        }
+    }
+
+    /// The `limit` label of `atoll_limit_rejections_total`, when a tenant limit refused or
+    /// stopped the request.
+    pub fn limit(&self) -> Option<&'static str> {
+        match self {
+            GatewayError::RateLimited { .. } => Some("rate"),
+            GatewayError::OverCapacity => Some("concurrency"),
+            GatewayError::RequestTooLarge { .. } => Some("request_body"),
+            GatewayError::Invoke(InvokeError::CpuLimit) => Some("cpu"),
+            GatewayError::Invoke(InvokeError::MemoryLimit) => Some("memory"),
+            GatewayError::Invoke(InvokeError::Timeout) => Some("timeout"),
+            _ => None,
+        }
     }
 
     /// The trap reason for the metrics, when the guest was stopped.
@@ -150,11 +199,35 @@ mod tests {
                 "function_error",
             ),
             (InvokeError::PoolExhausted.into(), 503, "over_capacity"),
+            (
+                GatewayError::RateLimited { retry_after: 1 },
+                429,
+                "rate_limited",
+            ),
+            (GatewayError::OverCapacity, 503, "over_capacity"),
+            (
+                GatewayError::ResponseTooLarge { limit: 1 },
+                502,
+                "response_too_large",
+            ),
         ];
         for (error, status, code) in cases {
             assert_eq!(error.status().as_u16(), status, "{error:?}");
             assert_eq!(error.code(), code, "{error:?}");
         }
+    }
+
+    #[test]
+    fn throttling_errors_carry_retry_after() {
+        let id = RequestId::random();
+        let (head, _) = GatewayError::RateLimited { retry_after: 3 }
+            .to_response(&id)
+            .unwrap();
+        assert_eq!(head.headers.get("retry-after").unwrap(), "3");
+        let (head, _) = GatewayError::OverCapacity.to_response(&id).unwrap();
+        assert_eq!(head.headers.get("retry-after").unwrap(), "1");
+        let (head, _) = GatewayError::NoRoute.to_response(&id).unwrap();
+        assert!(head.headers.get("retry-after").is_none());
     }
 
     #[test]

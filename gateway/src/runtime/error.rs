@@ -57,7 +57,8 @@ pub enum InvokeError {
     /// The guest tried to grow its memory past its limit.
     #[error("the function grew past its memory limit")]
     MemoryLimit,
-    /// The response head did not arrive within the wall-clock timeout.
+    /// The request ran past its wall-clock timeout (set by the caller: see
+    /// [`Runtime::invoke`](super::Runtime::invoke)).
     #[error("the function did not answer within its timeout")]
     Timeout,
     /// The guest returned without setting a response.

@@ -18,8 +18,8 @@ pub struct InvokeLimits {
     pub memory: u64,
     /// CPU time the guest may spend, measured in epoch ticks of the runtime.
     pub cpu_time: Duration,
-    /// Wall-clock time from the start of the invocation to the response head.
-    pub timeout: Duration,
+    /// The most response-body bytes the guest may send.
+    pub response_body: u64,
 }
 
 impl Default for InvokeLimits {
@@ -27,7 +27,7 @@ impl Default for InvokeLimits {
         InvokeLimits {
             memory: 64 << 20,
             cpu_time: Duration::from_millis(50),
-            timeout: Duration::from_secs(10),
+            response_body: 1 << 30,
         }
     }
 }

@@ -35,11 +35,29 @@ pub struct Invocation {
     pub instantiation: Duration,
 }
 
-/// The body of a guest's response. Dropping it stops the guest.
+/// The body of a guest's response, streamed from the running guest under the response-size
+/// cap. Dropping it stops the guest.
 pub struct GuestBody {
     inner: HyperOutgoingBody,
+    /// Bytes the guest may still send.
+    remaining: u64,
+    limit: u64,
     /// Held for its `Drop`: the guest task lives as long as its body.
     _guest: AbortOnDrop,
+}
+
+/// Why a guest's response body stopped early.
+#[derive(Debug, thiserror::Error)]
+pub enum GuestBodyError {
+    /// The guest failed while writing its body (a trap, or an aborted body).
+    #[error("the function's response body failed: {0}")]
+    Guest(wasmtime_wasi_http::Error),
+    /// The guest sent more than the gateway's response cap.
+    #[error("the function's response is larger than the limit of {limit} bytes")]
+    TooLarge {
+        /// The cap, in bytes.
+        limit: u64,
+    },
 }
 
 impl std::fmt::Debug for GuestBody {
@@ -50,13 +68,27 @@ impl std::fmt::Debug for GuestBody {
 
 impl Body for GuestBody {
     type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
+    type Error = GuestBodyError;
 
     fn poll_frame(
-        mut self: Pin<&mut Self>,
+        self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
+    ) -> Poll<Option<Result<Frame<Bytes>, GuestBodyError>>> {
+        let this = self.get_mut();
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                let len = frame.data_ref().map_or(0, |data| data.len() as u64);
+                if len > this.remaining {
+                    this.remaining = 0;
+                    return Poll::Ready(Some(Err(GuestBodyError::TooLarge { limit: this.limit })));
+                }
+                this.remaining -= len;
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(GuestBodyError::Guest(e)))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
     }
 
     fn is_end_stream(&self) -> bool {
@@ -86,9 +118,12 @@ enum GuestExit {
 }
 
 impl Runtime {
-    /// Runs `request` through a fresh instance of `image` under `limits`.
+    /// Runs `request` through a fresh instance of `image` under `limits`, until the response
+    /// head.
     ///
-    /// Must be called within a tokio runtime: the guest runs in a task of its own.
+    /// Must be called within a tokio runtime: the guest runs in a task of its own. There is no
+    /// wall-clock limit here: the caller bounds the wait (the proxy uses a cheap shared timer
+    /// wheel); dropping the returned future, or the response body, stops the guest.
     pub async fn invoke<B>(
         &self,
         image: &FunctionImage,
@@ -99,7 +134,6 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let started = Instant::now();
         let mut store = Store::new(
             &self.engine,
             GuestState::new(limits, self.settings.epoch_tick),
@@ -144,24 +178,21 @@ impl Runtime {
         });
         let mut guest = AbortOnDrop(Some(task));
 
-        let head = tokio::time::timeout_at(
-            tokio::time::Instant::from_std(started + limits.timeout),
-            head_rx,
-        )
-        .await;
+        let head = head_rx.await;
         let instantiation = inst_rx.await_now();
         match head {
-            Err(_elapsed) => Err(InvokeError::Timeout),
-            Ok(Ok(Ok(response))) => Ok(Invocation {
+            Ok(Ok(response)) => Ok(Invocation {
                 response: response.map(|inner| GuestBody {
                     inner,
+                    remaining: limits.response_body,
+                    limit: limits.response_body,
                     _guest: guest,
                 }),
                 instantiation,
             }),
-            Ok(Ok(Err(code))) => Err(InvokeError::GuestError(format!("{code:?}"))),
+            Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
             // The outparam was dropped without a response: the task has ended or is ending.
-            Ok(Err(_closed)) => {
+            Err(_closed) => {
                 let handle = guest.0.take().expect("the guest task is still held");
                 match handle.await {
                     Ok(GuestExit::Returned) => Err(InvokeError::NoResponse),

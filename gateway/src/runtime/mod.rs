@@ -27,9 +27,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 pub use self::engine::RuntimeSettings;
 pub use self::error::{InvokeError, LoadError};
 pub use self::guest::InvokeLimits;
-pub use self::invoke::{GuestBody, Invocation};
-/// The error a guest's response body can fail with mid-stream.
-pub type GuestBodyError = wasmtime_wasi_http::Error;
+pub use self::invoke::{GuestBody, GuestBodyError, Invocation};
 
 use self::engine::EpochTicker;
 use self::guest::GuestState;
