@@ -90,24 +90,26 @@ fn check(path: PathBuf) -> anyhow::Result<()> {
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let handle = ServerHandle::start(config)?;
-    wait_for_signal()?;
-    tracing::info!("shutting down");
-    handle.stop();
-    Ok(())
-}
-
-/// Blocks until SIGINT or SIGTERM.
-fn wait_for_signal() -> anyhow::Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    // Listen for the signals before serving, so that one sent as soon as the gateway says it
+    // serves is never missed.
+    let signals = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r,
-            _ = term.recv() => Ok(()),
-        }
+    let (mut term, mut int) = signals.block_on(async {
+        use tokio::signal::unix::{SignalKind, signal};
+        anyhow::Ok((
+            signal(SignalKind::terminate())?,
+            signal(SignalKind::interrupt())?,
+        ))
     })?;
+    let handle = ServerHandle::start(config)?;
+    signals.block_on(async {
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+    });
+    tracing::info!("shutting down");
+    handle.stop();
     Ok(())
 }

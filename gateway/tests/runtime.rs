@@ -140,3 +140,98 @@ fn non_components_are_refused_with_a_reason() {
     let error = loaded.runtime.precompile(&broken).unwrap_err();
     assert!(error.to_string().contains("invalid component"), "{error}");
 }
+
+/// Invokes `hello` until its instance gets a pool slot, for at most a few seconds.
+async fn hello_gets_a_slot(loaded: &Loaded, hello: &FunctionImage) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match loaded
+            .runtime
+            .invoke(hello, &InvokeLimits::default(), request("/", ""))
+            .await
+        {
+            Ok(invocation) => {
+                assert_eq!(invocation.response.status(), 200);
+                return;
+            }
+            Err(InvokeError::PoolExhausted) if std::time::Instant::now() < deadline => {
+                tokio::task::yield_now().await;
+            }
+            Err(e) => panic!("the pool slot was never freed: {e:?}"),
+        }
+    }
+}
+
+fn single_slot() -> Loaded {
+    Loaded {
+        runtime: Runtime::new(RuntimeSettings {
+            total_instances: 1,
+            ..RuntimeSettings::default()
+        })
+        .unwrap(),
+        data_dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn dropping_an_invocation_stops_its_guest_and_frees_its_slot() {
+    let loaded = single_slot();
+    let sleepy = loaded.image("sleepy");
+    let hello = loaded.image("hello");
+    let waited = tokio::time::timeout(
+        std::time::Duration::from_millis(50),
+        loaded
+            .runtime
+            .invoke(&sleepy, &InvokeLimits::default(), request("/?ms=60000", "")),
+    )
+    .await;
+    assert!(waited.is_err(), "sleepy cannot answer within 50 ms");
+    hello_gets_a_slot(&loaded, &hello).await;
+}
+
+#[tokio::test]
+async fn dropping_a_response_body_stops_a_streaming_guest() {
+    let loaded = single_slot();
+    let bigbody = loaded.image("bigbody");
+    let hello = loaded.image("hello");
+    let invocation = loaded
+        .runtime
+        .invoke(
+            &bigbody,
+            &InvokeLimits::default(),
+            request("/?mib=100000", ""),
+        )
+        .await
+        .unwrap();
+    let mut body = invocation.response.into_body();
+    let frame = body.frame().await.unwrap().unwrap();
+    assert!(!frame.into_data().unwrap().is_empty());
+    drop(body);
+    hello_gets_a_slot(&loaded, &hello).await;
+}
+
+#[tokio::test]
+async fn the_limit_that_stopped_a_guest_is_named() {
+    let loaded = Loaded::new();
+    let limits = InvokeLimits {
+        memory: 8 << 20,
+        cpu_time: std::time::Duration::from_millis(20),
+        ..InvokeLimits::default()
+    };
+    let hog = loaded.image("hog");
+    let error = loaded
+        .runtime
+        .invoke(&hog, &limits, request("/", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(error, InvokeError::MemoryLimit);
+    let spin = loaded.image("spin");
+    let started = std::time::Instant::now();
+    let error = loaded
+        .runtime
+        .invoke(&spin, &limits, request("/", ""))
+        .await
+        .unwrap_err();
+    assert_eq!(error, InvokeError::CpuLimit);
+    assert!(started.elapsed() < std::time::Duration::from_secs(1));
+}

@@ -20,7 +20,8 @@ pub struct RuntimeSettings {
     pub total_instances: u32,
     /// The largest linear memory any instance may have, in bytes. Default 256 MiB.
     pub max_memory: u64,
-    /// How often the epoch advances: the granularity of CPU budgets. Default 10 ms.
+    /// How often the epoch advances: the granularity of CPU budgets, and the longest a guest
+    /// runs before it yields its worker thread to other requests. Default 1 ms.
     pub epoch_tick: Duration,
 }
 
@@ -29,7 +30,7 @@ impl Default for RuntimeSettings {
         RuntimeSettings {
             total_instances: 1000,
             max_memory: 256 << 20,
-            epoch_tick: Duration::from_millis(10),
+            epoch_tick: Duration::from_millis(1),
         }
     }
 }
