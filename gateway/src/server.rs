@@ -59,6 +59,8 @@ impl ServerHandle {
         let runtime = Runtime::new(RuntimeSettings {
             total_instances: config.pool.total_instances,
             max_memory: config.pool.max_memory.0,
+            // One worker fewer than the proxy has: long-running guests never occupy them all.
+            long_running_lanes: config.threads.saturating_sub(1).max(1),
             ..RuntimeSettings::default()
         })?;
         let artifacts = ArtifactCache::new(&config.data_dir, runtime.engine());

@@ -23,6 +23,10 @@ pub struct RuntimeSettings {
     /// How often the epoch advances: the granularity of CPU budgets, and the longest a guest
     /// runs before it yields its worker thread to other requests. Default 1 ms.
     pub epoch_tick: Duration,
+    /// How many guests may run past their first tick at once. Long-running guests take turns
+    /// on these lanes, so that with one lane fewer than worker threads a worker is always free
+    /// for short requests, however many guests spin. Default 1.
+    pub long_running_lanes: usize,
 }
 
 impl Default for RuntimeSettings {
@@ -31,6 +35,7 @@ impl Default for RuntimeSettings {
             total_instances: 1000,
             max_memory: 256 << 20,
             epoch_tick: Duration::from_millis(1),
+            long_running_lanes: 1,
         }
     }
 }

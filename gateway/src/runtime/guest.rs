@@ -4,7 +4,10 @@
 //! Guests get an empty environment, no arguments, no preopened directories and no sockets:
 //! only what the `wasi:http/proxy` world promises, plus clocks and random numbers.
 
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
@@ -52,10 +55,15 @@ pub(crate) struct GuestState {
     outbound: OutboundPolicy,
     pub(crate) memory: MemoryLimiter,
     pub(crate) cpu: CpuBudget,
+    lane: LongRunningLane,
 }
 
 impl GuestState {
-    pub(crate) fn new(limits: &InvokeLimits, epoch_tick: Duration) -> GuestState {
+    pub(crate) fn new(
+        limits: &InvokeLimits,
+        epoch_tick: Duration,
+        lanes: &Arc<Semaphore>,
+    ) -> GuestState {
         GuestState {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().build(),
@@ -63,7 +71,25 @@ impl GuestState {
             outbound: OutboundPolicy,
             memory: MemoryLimiter::new(limits.memory),
             cpu: CpuBudget::new(limits.cpu_time, epoch_tick),
+            lane: LongRunningLane {
+                lanes: lanes.clone(),
+                held: Arc::new(Mutex::new(None)),
+            },
         }
+    }
+
+    /// Called at every epoch deadline: charges the tick and yields the worker thread. From its
+    /// second tick on (the first may be a short request that straddled a tick), the guest is
+    /// long-running and waits for a long-running lane before going on.
+    pub(crate) fn on_tick(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+        self.cpu.charge()?;
+        if self.cpu.used_ticks < 2 {
+            return Ok(wasmtime::UpdateDeadline::Yield(1));
+        }
+        Ok(wasmtime::UpdateDeadline::YieldCustom(
+            1,
+            Box::pin(self.lane.take_turn()),
+        ))
     }
 
     /// Which limit, if any, stopped the guest.
@@ -168,14 +194,39 @@ impl CpuBudget {
         }
     }
 
-    /// Called at every epoch deadline: charge a tick and decide what happens next.
-    pub(crate) fn on_tick(&mut self) -> wasmtime::Result<wasmtime::UpdateDeadline> {
+    /// Charges one tick; an error stops the guest once the budget is spent.
+    fn charge(&mut self) -> wasmtime::Result<()> {
         self.used_ticks += 1;
         if self.used_ticks > self.budget_ticks {
             self.exceeded = true;
             wasmtime::bail!("cpu time limit exceeded");
         }
-        Ok(wasmtime::UpdateDeadline::Yield(1))
+        Ok(())
+    }
+}
+
+/// A guest's place among the long-running guests. A guest that reaches its first epoch tick
+/// has run for a while; from then on it runs only while it holds one of the runtime's few
+/// lanes, handing it back at every tick. Short requests never touch the lanes, and the workers
+/// that no lane occupies stay free for them.
+#[derive(Debug)]
+struct LongRunningLane {
+    lanes: Arc<Semaphore>,
+    held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+impl LongRunningLane {
+    /// Gives the lane back (if held), lets other tasks run, and queues for a lane again.
+    fn take_turn(&self) -> impl Future<Output = ()> + Send + 'static {
+        let held = self.held.clone();
+        let lanes = self.lanes.clone();
+        held.lock().expect("not poisoned").take();
+        async move {
+            tokio::task::yield_now().await;
+            if let Ok(permit) = lanes.acquire_owned().await {
+                *held.lock().expect("not poisoned") = Some(permit);
+            }
+        }
     }
 }
 

@@ -136,11 +136,11 @@ impl Runtime {
     {
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(limits, self.settings.epoch_tick),
+            GuestState::new(limits, self.settings.epoch_tick, &self.lanes),
         );
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().cpu.on_tick());
+        store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
 
         let scheme = match request.uri().scheme_str() {
             Some("https") => Scheme::Https,

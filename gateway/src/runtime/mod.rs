@@ -39,6 +39,8 @@ pub struct Runtime {
     engine: Engine,
     linker: Linker<GuestState>,
     settings: RuntimeSettings,
+    /// Lanes for guests that run past their first tick (see `guest::LongRunningLane`).
+    lanes: Arc<tokio::sync::Semaphore>,
     _ticker: EpochTicker,
 }
 
@@ -72,6 +74,9 @@ impl Runtime {
         Ok(Arc::new(Runtime {
             engine,
             linker,
+            lanes: Arc::new(tokio::sync::Semaphore::new(
+                settings.long_running_lanes.max(1),
+            )),
             settings,
             _ticker: ticker,
         }))
