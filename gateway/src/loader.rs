@@ -64,11 +64,7 @@ pub fn snapshot_from_config(
                     .with_context(|| {
                         format!("loading function `{function_name}` of tenant `{tenant_name}`")
                     })?;
-            let source_label = match source {
-                ArtifactSource::Cached => "cached",
-                ArtifactSource::Compiled => "compiled",
-                ArtifactSource::Recompiled => "recompiled",
-            };
+            let source_label = source.as_str();
             metrics.artifacts.with_label_values(&[source_label]).inc();
             tracing::info!(
                 tenant = tenant_name.as_str(),

@@ -16,7 +16,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
 use crate::routes::{HostPattern, Route};
@@ -242,7 +242,7 @@ struct RawConfig {
     data_dir: Option<PathBuf>,
     threads: Option<usize>,
     #[serde(default)]
-    limits: RawLimits,
+    limits: LimitsSpec,
     #[serde(default)]
     pool: RawPool,
     #[serde(default, deserialize_with = "units::opt_duration")]
@@ -259,23 +259,52 @@ struct RawListen {
     admin: Option<SocketAddr>,
 }
 
-#[derive(Deserialize, Default, Clone)]
+/// Limits as written in a config or an admin request: any key may be missing, and missing
+/// keys inherit (see [`LimitsSpec::over`]). Serialized with units, as written.
+#[derive(Debug, Serialize, Deserialize, Default, Clone, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
-struct RawLimits {
-    memory: Option<ByteSize>,
-    #[serde(default, deserialize_with = "units::opt_duration")]
-    cpu_time: Option<Duration>,
-    #[serde(default, deserialize_with = "units::opt_duration")]
-    timeout: Option<Duration>,
-    concurrency: Option<u32>,
-    rate: Option<u32>,
-    request_body: Option<ByteSize>,
-    #[serde(default, deserialize_with = "units::opt_duration")]
-    queue_wait: Option<Duration>,
+pub struct LimitsSpec {
+    /// Linear memory per instance.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<ByteSize>,
+    /// CPU time per request.
+    #[serde(
+        default,
+        deserialize_with = "units::opt_duration",
+        serialize_with = "units::ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub cpu_time: Option<Duration>,
+    /// Wall-clock time per request.
+    #[serde(
+        default,
+        deserialize_with = "units::opt_duration",
+        serialize_with = "units::ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub timeout: Option<Duration>,
+    /// Instances at once.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<u32>,
+    /// Requests per second (0: unlimited).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate: Option<u32>,
+    /// Largest request body.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_body: Option<ByteSize>,
+    /// Longest wait for a concurrency slot.
+    #[serde(
+        default,
+        deserialize_with = "units::opt_duration",
+        serialize_with = "units::ser_opt_duration",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub queue_wait: Option<Duration>,
 }
 
-impl RawLimits {
-    fn over(&self, base: &Limits) -> Limits {
+impl LimitsSpec {
+    /// These limits, with every missing key taken from `base`.
+    pub fn over(&self, base: &Limits) -> Limits {
         Limits {
             memory: self.memory.unwrap_or(base.memory),
             cpu_time: self.cpu_time.unwrap_or(base.cpu_time),
@@ -301,7 +330,7 @@ struct RawTenant {
     #[serde(default)]
     hosts: Vec<String>,
     #[serde(default)]
-    limits: RawLimits,
+    limits: LimitsSpec,
     #[serde(default)]
     outbound: RawOutbound,
     #[serde(default)]

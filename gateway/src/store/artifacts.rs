@@ -1,5 +1,4 @@
-//! The durable store under `data_dir`: crash-safe file writes and the cache of precompiled
-//! artifacts.
+//! The cache of precompiled artifacts.
 //!
 //! Precompiled artifacts live at `artifacts/<engine>/<sha256>.cwasm`, where `<engine>` is a hash
 //! of the engine's compatibility settings (wasmtime version, target, compiler flags) and
@@ -7,38 +6,15 @@
 //! millisecond instead of compiling again; an artifact that no longer loads (an engine change,
 //! a torn file) is recompiled from the component bytes, never trusted.
 
-use std::fs::{self, File};
 use std::hash::{Hash, Hasher};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
-use sha2::{Digest, Sha256};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
+use super::write_atomic;
 use crate::runtime::Runtime;
-
-/// The sha256 of `bytes` as lowercase hex: a component's version.
-pub fn content_hash(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
-
-/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
-/// torn one: a temporary file in the same directory, fsync, rename, fsync the directory.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir)?;
-    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", std::process::id()));
-    {
-        let mut file = File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-    }
-    fs::rename(&tmp, path)?;
-    File::open(dir)?.sync_all()
-}
 
 /// Where a function's compiled code came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,6 +31,17 @@ pub enum ArtifactSource {
 #[derive(Debug, Clone)]
 pub struct ArtifactCache {
     dir: PathBuf,
+}
+
+impl ArtifactSource {
+    /// The `source` label of `atoll_artifacts_total`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ArtifactSource::Cached => "cached",
+            ArtifactSource::Compiled => "compiled",
+            ArtifactSource::Recompiled => "recompiled",
+        }
+    }
 }
 
 impl ArtifactCache {

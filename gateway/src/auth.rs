@@ -1,0 +1,235 @@
+//! Admin authentication: who a bearer token belongs to.
+//!
+//! - The **operator token** comes from `ATOLL_ADMIN_TOKEN`; when that is unset the gateway
+//!   keeps one in `<data_dir>/admin.token` (mode 0600), made at first start and reused after,
+//!   and logs that path — never the token.
+//! - **Tenant tokens** (`atl_<tenant>_<64 hex>`) are made by the operator for one tenant. Only
+//!   their sha256 is stored; a presented token is hashed and compared in constant time.
+//!
+//! [`identify`] turns a token into a [`Caller`]; [`Caller::access`] says whether that caller
+//! may act on a tenant (the admin API answers 401 for an unknown token, 403 for another
+//! tenant's).
+
+use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt as _;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// The environment variable holding the operator token.
+pub const OPERATOR_TOKEN_ENV: &str = "ATOLL_ADMIN_TOKEN";
+/// The file under `data_dir` holding a generated operator token.
+pub const OPERATOR_TOKEN_FILE: &str = "admin.token";
+
+/// Where the operator token came from, for the start-up log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperatorTokenSource {
+    /// `ATOLL_ADMIN_TOKEN`.
+    Environment,
+    /// A token file written by an earlier start.
+    ExistingFile(PathBuf),
+    /// A token made now and written to this file.
+    GeneratedFile(PathBuf),
+}
+
+/// The operator token, kept only as its hash.
+#[derive(Debug, Clone)]
+pub struct OperatorToken {
+    hash: [u8; 32],
+}
+
+impl OperatorToken {
+    /// The operator token from `from_env` (the value of `ATOLL_ADMIN_TOKEN`, if set and not
+    /// empty), else from `<data_dir>/admin.token`, else a new one written there with mode 0600.
+    pub fn load(
+        data_dir: &Path,
+        from_env: Option<String>,
+    ) -> std::io::Result<(OperatorToken, OperatorTokenSource)> {
+        if let Some(token) = from_env.filter(|t| !t.trim().is_empty()) {
+            return Ok((
+                Self::from_secret(token.trim()),
+                OperatorTokenSource::Environment,
+            ));
+        }
+        let path = data_dir.join(OPERATOR_TOKEN_FILE);
+        match std::fs::read_to_string(&path) {
+            Ok(token) if !token.trim().is_empty() => {
+                return Ok((
+                    Self::from_secret(token.trim()),
+                    OperatorTokenSource::ExistingFile(path),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let token = format!("atl_operator_{}", random_hex());
+        write_secret(&path, &token)?;
+        Ok((
+            Self::from_secret(&token),
+            OperatorTokenSource::GeneratedFile(path),
+        ))
+    }
+
+    fn from_secret(token: &str) -> OperatorToken {
+        OperatorToken {
+            hash: Sha256::digest(token.as_bytes()).into(),
+        }
+    }
+}
+
+/// Writes `secret` to `path`, readable by the owner only, crash-safely.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(
+        ".{}.{}{}",
+        OPERATOR_TOKEN_FILE,
+        std::process::id(),
+        crate::store::TEMP_SUFFIX
+    ));
+    {
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all(secret.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// 32 random bytes as 64 hex digits.
+fn random_hex() -> String {
+    hex::encode(rand::random::<[u8; 32]>())
+}
+
+/// A new token for `tenant`. Give it to the tenant; store only [`token_hash`] of it.
+pub fn new_tenant_token(tenant: &str) -> String {
+    format!("atl_{tenant}_{}", random_hex())
+}
+
+/// The stored form of a token: its sha256 as hex.
+pub fn token_hash(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+/// Compares two byte strings in time that depends only on their lengths.
+pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// Who is calling the admin API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    /// The operator: may do everything.
+    Operator,
+    /// A tenant's token: may act on that tenant only.
+    Tenant(String),
+}
+
+/// Whether a caller may act on a tenant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Go ahead.
+    Allowed,
+    /// Another tenant's token (403).
+    Forbidden,
+}
+
+impl Caller {
+    /// Whether this caller may act on `tenant`.
+    pub fn access(&self, tenant: &str) -> Access {
+        match self {
+            Caller::Operator => Access::Allowed,
+            Caller::Tenant(own) if own == tenant => Access::Allowed,
+            Caller::Tenant(_) => Access::Forbidden,
+        }
+    }
+}
+
+/// Who `token` belongs to: the operator, or the tenant named in the token whose stored hashes
+/// (`tenant_hashes(name)`) include its hash. `None` for an unknown token (401).
+pub fn identify<'a>(
+    token: &str,
+    operator: &OperatorToken,
+    tenant_hashes: impl Fn(&str) -> Option<&'a [String]>,
+) -> Option<Caller> {
+    let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+    if constant_time_eq(&hash, &operator.hash) {
+        return Some(Caller::Operator);
+    }
+    let tenant = token.strip_prefix("atl_")?.rsplit_once('_')?.0;
+    let hex_hash = hex::encode(hash);
+    let known = tenant_hashes(tenant)?.iter().fold(false, |found, stored| {
+        found | constant_time_eq(stored.as_bytes(), hex_hash.as_bytes())
+    });
+    known.then(|| Caller::Tenant(tenant.to_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_wins_then_the_file_is_made_once_and_reused() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, source) = OperatorToken::load(dir.path(), Some("from-env".into())).unwrap();
+        assert_eq!(source, OperatorTokenSource::Environment);
+        assert!(!dir.path().join(OPERATOR_TOKEN_FILE).exists());
+
+        let (first, source) = OperatorToken::load(dir.path(), None).unwrap();
+        let path = dir.path().join(OPERATOR_TOKEN_FILE);
+        assert_eq!(source, OperatorTokenSource::GeneratedFile(path.clone()));
+        let mode = std::os::unix::fs::PermissionsExt::mode(
+            &std::fs::metadata(&path).unwrap().permissions(),
+        );
+        assert_eq!(mode & 0o777, 0o600);
+
+        let (second, source) = OperatorToken::load(dir.path(), Some("  ".into())).unwrap();
+        assert_eq!(source, OperatorTokenSource::ExistingFile(path.clone()));
+        assert_eq!(first.hash, second.hash);
+        let token = std::fs::read_to_string(&path).unwrap();
+        assert!(token.trim().starts_with("atl_operator_"));
+        assert_eq!(
+            identify(token.trim(), &second, |_| None),
+            Some(Caller::Operator)
+        );
+    }
+
+    #[test]
+    fn tenant_tokens_identify_their_tenant_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (operator, _) = OperatorToken::load(dir.path(), Some("op".into())).unwrap();
+        let acme = new_tenant_token("acme");
+        let acme_hashes = vec![token_hash(&acme)];
+        let lookup = |tenant: &str| (tenant == "acme").then_some(acme_hashes.as_slice());
+
+        assert_eq!(identify("op", &operator, lookup), Some(Caller::Operator));
+        assert_eq!(
+            identify(&acme, &operator, lookup),
+            Some(Caller::Tenant("acme".into()))
+        );
+        assert_eq!(identify("atl_acme_0000", &operator, lookup), None);
+        assert_eq!(identify("nonsense", &operator, lookup), None);
+        // A token naming another tenant but made for acme is not acme's.
+        let forged = acme.replacen("acme", "beta", 1);
+        assert_eq!(identify(&forged, &operator, lookup), None);
+
+        let caller = Caller::Tenant("acme".into());
+        assert_eq!(caller.access("acme"), Access::Allowed);
+        assert_eq!(caller.access("beta"), Access::Forbidden);
+        assert_eq!(Caller::Operator.access("beta"), Access::Allowed);
+    }
+
+    #[test]
+    fn constant_time_eq_compares() {
+        assert!(constant_time_eq(b"abc", b"abc"));
+        assert!(!constant_time_eq(b"abc", b"abd"));
+        assert!(!constant_time_eq(b"abc", b"ab"));
+    }
+}

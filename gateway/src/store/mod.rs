@@ -1,0 +1,107 @@
+//! The durable store under `data_dir`. Everything written here is written crash-safely
+//! ([`write_atomic`]: a temporary file, fsync, rename, fsync the directory), so a crash leaves
+//! the old file or the new one, never a torn one; and everything read back is checked.
+//!
+//! - [`artifacts`]: precompiled components, keyed by engine and content hash.
+//! - [`components`]: component bytes, content-addressed by sha256.
+//! - [`state`]: the deployment state (tenants, functions, versions, routes, token hashes) in
+//!   one checksummed file.
+
+pub mod artifacts;
+pub mod components;
+pub mod state;
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use sha2::{Digest, Sha256};
+
+pub use self::artifacts::{ArtifactCache, ArtifactSource};
+pub use self::components::ComponentStore;
+
+/// The sha256 of `bytes` as lowercase hex: a component's version.
+pub fn content_hash(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// The suffix of the temporary files [`write_atomic`] renames into place.
+pub(crate) const TEMP_SUFFIX: &str = ".atoll-tmp";
+
+/// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
+/// torn one: a temporary file in the same directory, fsync, rename, fsync the directory.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or_else(|| Path::new("."));
+    fs::create_dir_all(dir)?;
+    let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = dir.join(format!(".{file_name}.{}{TEMP_SUFFIX}", std::process::id()));
+    {
+        let mut file = File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+    }
+    fs::rename(&tmp, path)?;
+    File::open(dir)?.sync_all()
+}
+
+/// Removes temporary files a crash left in `dir` (from [`write_atomic`]); returns their names
+/// so the caller can report them.
+pub fn remove_stray_temp_files(dir: &Path) -> std::io::Result<Vec<String>> {
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(removed),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(TEMP_SUFFIX) {
+            fs::remove_file(entry.path())?;
+            removed.push(name);
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_atomic_replaces_whole_files_and_leaves_no_temp() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/state.json");
+        write_atomic(&path, b"one").unwrap();
+        write_atomic(&path, b"two").unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"two");
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn stray_temp_files_are_removed_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        fs::write(
+            dir.path().join(format!(".state.json.1{TEMP_SUFFIX}")),
+            b"torn",
+        )
+        .unwrap();
+        fs::write(dir.path().join("state.json"), b"{}").unwrap();
+        let removed = remove_stray_temp_files(dir.path()).unwrap();
+        assert_eq!(removed, vec![format!(".state.json.1{TEMP_SUFFIX}")]);
+        assert!(dir.path().join("state.json").exists());
+        assert!(
+            remove_stray_temp_files(&dir.path().join("absent"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn content_hash_is_sha256_hex() {
+        assert_eq!(
+            content_hash(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}
