@@ -1,26 +1,36 @@
-//! The admin listener: liveness, readiness and Prometheus metrics, served by an axum router.
+//! The admin listener, an axum router: liveness, readiness and metrics for anyone, and the
+//! authenticated deploy API under `/v1` (see `docs/api.md`).
 //!
-//! `GET /healthz` answers as soon as the listener is up; `GET /readyz` once the proxy is
-//! serving; `GET /metrics` renders every family of [`Metrics`].
+//! Every handler authenticates with [`authenticate`], calls the [`ControlPlane`], and turns
+//! its errors into the contract's JSON in one place, [`AdminError`]'s `IntoResponse`.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::body::Body;
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post, put};
+use serde_json::json;
 
+use crate::auth::{Access, Caller, OperatorToken};
+use crate::control::{ControlError, ControlPlane, TenantSpec};
 use crate::metrics::Metrics;
 
 /// What the admin handlers share.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct AdminState {
     /// The gateway's metrics.
     pub metrics: Metrics,
     /// Set once the proxy listener is serving.
     pub ready: Arc<AtomicBool>,
+    /// Where changes go.
+    pub control: Arc<ControlPlane>,
+    /// The operator token.
+    pub operator: Arc<OperatorToken>,
 }
 
 /// The admin API's router.
@@ -29,25 +39,148 @@ pub fn router(state: AdminState) -> Router {
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
+        .route("/v1/tenants", get(list_tenants))
+        .route(
+            "/v1/tenants/{tenant}",
+            put(put_tenant).get(get_tenant).delete(delete_tenant),
+        )
+        .route("/v1/tenants/{tenant}/tokens", post(create_token))
+        .route("/v1/tenants/{tenant}/functions", get(list_functions))
+        .route(
+            "/v1/tenants/{tenant}/functions/{function}",
+            put(deploy).get(get_function).delete(delete_function),
+        )
+        .route(
+            "/v1/tenants/{tenant}/functions/{function}/rollback",
+            post(rollback),
+        )
         .fallback(not_found)
         .with_state(state)
 }
 
+/// An admin API failure: its status, `error.code` and message.
+#[derive(Debug)]
+pub enum AdminError {
+    /// No token, or an unknown one (401).
+    Unauthenticated,
+    /// Another tenant's token, or an operator-only call (403).
+    Forbidden(String),
+    /// The body is larger than allowed (413).
+    TooLarge(u64),
+    /// Malformed JSON or query (400).
+    BadRequest(String),
+    /// The control plane refused the change.
+    Control(ControlError),
+}
+
+impl From<ControlError> for AdminError {
+    fn from(e: ControlError) -> Self {
+        AdminError::Control(e)
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let (status, code, message) = match self {
+            AdminError::Unauthenticated => (
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "send `Authorization: Bearer TOKEN` with the operator's token or a tenant token"
+                    .to_owned(),
+            ),
+            AdminError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why),
+            AdminError::TooLarge(limit) => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!("the body is larger than the limit of {limit} bytes"),
+            ),
+            AdminError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why),
+            AdminError::Control(e) => match e {
+                ControlError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
+                ControlError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why),
+                ControlError::NotFound(why) => (StatusCode::NOT_FOUND, "not_found", why),
+                ControlError::Conflict(why) => (StatusCode::CONFLICT, "conflict", why),
+                ControlError::Storage(why) => {
+                    tracing::error!(error = why.as_str(), "admin change failed in storage");
+                    (StatusCode::INTERNAL_SERVER_ERROR, "storage_error", why)
+                }
+            },
+        };
+        error(status, code, &message)
+    }
+}
+
+/// An error in the contract's JSON shape.
+fn error(status: StatusCode, code: &str, message: &str) -> Response {
+    let body = json!({"error": {"code": code, "message": message}});
+    (status, axum::Json(body)).into_response()
+}
+
+/// Who is calling, from the `Authorization: Bearer` header.
+async fn authenticate(state: &AdminState, headers: &HeaderMap) -> Result<Caller, AdminError> {
+    let token = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty())
+        .ok_or(AdminError::Unauthenticated)?;
+    state
+        .control
+        .identify(token, &state.operator)
+        .await
+        .ok_or(AdminError::Unauthenticated)
+}
+
+/// The caller, who must be the operator.
+async fn operator(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
+    match authenticate(state, headers).await? {
+        Caller::Operator => Ok(()),
+        Caller::Tenant(_) => Err(AdminError::Forbidden(
+            "this call needs the operator token".to_owned(),
+        )),
+    }
+}
+
+/// The caller, who must be the operator or `tenant`'s own token.
+async fn operator_or_tenant(
+    state: &AdminState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<Caller, AdminError> {
+    let caller = authenticate(state, headers).await?;
+    match caller.access(tenant) {
+        Access::Allowed => Ok(caller),
+        Access::Forbidden => Err(AdminError::Forbidden(
+            "this token belongs to another tenant".to_owned(),
+        )),
+    }
+}
+
+/// Reads a body of at most `limit` bytes.
+async fn read_body(body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
+    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
+        .await
+        .map_err(|_| AdminError::TooLarge(limit))
+}
+
+/// Largest JSON body the API reads.
+const MAX_JSON: u64 = 1 << 20;
+
+fn parse_json<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, AdminError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return serde_json::from_slice(b"{}").map_err(|e| AdminError::BadRequest(e.to_string()));
+    }
+    serde_json::from_slice(bytes).map_err(|e| AdminError::BadRequest(format!("invalid JSON: {e}")))
+}
+
 async fn healthz() -> Response {
-    (
-        StatusCode::OK,
-        axum::Json(serde_json::json!({"status": "ok"})),
-    )
-        .into_response()
+    (StatusCode::OK, axum::Json(json!({"status": "ok"}))).into_response()
 }
 
 async fn readyz(State(state): State<AdminState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (
-            StatusCode::OK,
-            axum::Json(serde_json::json!({"status": "ready"})),
-        )
-            .into_response()
+        (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response()
     } else {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -76,55 +209,143 @@ async fn not_found() -> Response {
     )
 }
 
-/// An admin error in the contract's JSON shape.
-fn error(status: StatusCode, code: &str, message: &str) -> Response {
-    let body = serde_json::json!({"error": {"code": code, "message": message}});
-    (status, axum::Json(body)).into_response()
+async fn list_tenants(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator(&state, &headers).await?;
+    let tenants: BTreeMap<String, TenantSpec> = state.control.tenants().await;
+    Ok(axum::Json(json!({ "tenants": tenants })).into_response())
+}
+
+async fn put_tenant(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    operator(&state, &headers).await?;
+    let spec: TenantSpec = parse_json(&read_body(body, MAX_JSON).await?)?;
+    let spec = state.control.put_tenant(&tenant, spec).await?;
+    Ok(axum::Json(json!({ "name": tenant, "tenant": spec })).into_response())
+}
+
+async fn get_tenant(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let spec = state.control.tenant(&tenant).await?;
+    Ok(axum::Json(json!({ "name": tenant, "tenant": spec })).into_response())
+}
+
+async fn delete_tenant(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator(&state, &headers).await?;
+    state.control.delete_tenant(&tenant).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn create_token(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator(&state, &headers).await?;
+    let token = state.control.create_token(&tenant).await?;
+    Ok((StatusCode::CREATED, axum::Json(json!({ "token": token }))).into_response())
+}
+
+/// The `route` values of a query string (`?route=/a&route=b.test/c`), percent-decoded.
+fn routes_from_query(query: Option<&str>) -> Vec<String> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .filter(|(key, _)| key == "route")
+        .map(|(_, value)| value.into_owned())
+        .collect()
+}
+
+async fn deploy(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    let caller = operator_or_tenant(&state, &headers, &tenant).await?;
+    let bytes = read_body(body, state.control.max_upload()).await?;
+    let routes = routes_from_query(query.as_deref());
+    let deployed = state
+        .control
+        .deploy(&caller, &tenant, &function, routes, bytes)
+        .await?;
+    Ok((StatusCode::CREATED, axum::Json(deployed)).into_response())
+}
+
+async fn list_functions(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let functions = state.control.functions(&tenant).await?;
+    Ok(axum::Json(json!({ "functions": functions })).into_response())
+}
+
+async fn get_function(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let view = state.control.function(&tenant, &function).await?;
+    Ok(axum::Json(view).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RollbackRequest {
+    version: Option<String>,
+}
+
+async fn rollback(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let request: RollbackRequest = parse_json(&read_body(body, MAX_JSON).await?)?;
+    let view = state
+        .control
+        .rollback(&tenant, &function, request.version)
+        .await?;
+    Ok(axum::Json(view).into_response())
+}
+
+async fn delete_function(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    state.control.delete_function(&tenant, &function).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use axum::body::Body;
-    use axum::http::Request;
-    use tower::ServiceExt as _;
 
-    fn state(ready: bool) -> AdminState {
-        AdminState {
-            metrics: Metrics::new(),
-            ready: Arc::new(AtomicBool::new(ready)),
-        }
-    }
-
-    async fn get_status(state: AdminState, path: &str) -> StatusCode {
-        let request = Request::get(path).body(Body::empty()).unwrap();
-        router(state).oneshot(request).await.unwrap().status()
-    }
-
-    #[tokio::test]
-    async fn health_and_readiness() {
-        assert_eq!(get_status(state(false), "/healthz").await, StatusCode::OK);
+    #[test]
+    fn routes_come_from_repeated_query_keys() {
         assert_eq!(
-            get_status(state(false), "/readyz").await,
-            StatusCode::SERVICE_UNAVAILABLE
+            routes_from_query(Some("route=%2Fa&x=1&route=b.test%2Fc&route=*.d.test/e")),
+            vec!["/a", "b.test/c", "*.d.test/e"]
         );
-        assert_eq!(get_status(state(true), "/readyz").await, StatusCode::OK);
-        assert_eq!(
-            get_status(state(true), "/nope").await,
-            StatusCode::NOT_FOUND
-        );
-    }
-
-    #[tokio::test]
-    async fn metrics_are_prometheus_text() {
-        let state = state(true);
-        state.metrics.functions_loaded.set(3);
-        let request = Request::get("/metrics").body(Body::empty()).unwrap();
-        let response = router(state).oneshot(request).await.unwrap();
-        let body = axum::body::to_bytes(response.into_body(), 1 << 20)
-            .await
-            .unwrap();
-        let text = String::from_utf8(body.to_vec()).unwrap();
-        assert!(text.contains("atoll_functions_loaded 3"), "{text}");
+        assert!(routes_from_query(None).is_empty());
     }
 }

@@ -6,15 +6,15 @@
 //!
 //! [`proxy`] → [`routes`] (via the [`registry`] snapshot) → [`admission`] → [`runtime`] →
 //! response, with
-//! [`metrics`] recorded on the way. Functions get there through [`loader`] (compile or load from
-//! the [`store`]'s artifact cache) from the [`config`]. [`server`] assembles it all and
+//! [`metrics`] recorded on the way. Functions get there through the [`control`] plane (from the
+//! [`config`] file or the [`admin`] API; compiled or loaded from the [`store`]'s artifact cache). [`server`] assembles it all and
 //! [`admin`] serves health and metrics. See `docs/architecture.md`.
 
 pub mod admin;
 pub mod admission;
 pub mod auth;
 pub mod config;
-pub mod loader;
+pub mod control;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

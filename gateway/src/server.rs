@@ -20,13 +20,13 @@ use pingora::services::background::{BackgroundService, background_service};
 use tokio::sync::watch;
 
 use crate::admin::{self, AdminState};
+use crate::auth::{OperatorToken, OperatorTokenSource};
 use crate::config::Config;
-use crate::loader;
+use crate::control::ControlPlane;
 use crate::metrics::Metrics;
 use crate::proxy::AtollProxy;
-use crate::registry::Registry;
+use crate::registry::{Registry, Snapshot};
 use crate::runtime::{Runtime, RuntimeSettings};
-use crate::store::ArtifactCache;
 
 /// How long `start` waits for the proxy listener to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -63,10 +63,27 @@ impl ServerHandle {
             long_running_lanes: config.threads.saturating_sub(1).max(1),
             ..RuntimeSettings::default()
         })?;
-        let artifacts = ArtifactCache::new(&config.data_dir, runtime.engine());
         let metrics = Metrics::new();
-        let snapshot = loader::snapshot_from_config(&config, &runtime, &artifacts, &metrics)?;
-        let registry = Arc::new(Registry::new(snapshot));
+        let registry = Arc::new(Registry::new(Snapshot::empty()));
+        let control = Arc::new(ControlPlane::start(
+            config.clone(),
+            runtime.clone(),
+            metrics.clone(),
+            registry.clone(),
+        )?);
+        let (operator, token_source) = OperatorToken::load(
+            &config.data_dir,
+            std::env::var(crate::auth::OPERATOR_TOKEN_ENV).ok(),
+        )
+        .context("loading the operator token")?;
+        match &token_source {
+            OperatorTokenSource::Environment => {
+                tracing::info!("operator token from ATOLL_ADMIN_TOKEN");
+            }
+            OperatorTokenSource::ExistingFile(path) | OperatorTokenSource::GeneratedFile(path) => {
+                tracing::info!(path = %path.display(), "operator token in file");
+            }
+        }
 
         let http_addr = reserve(config.listen.http).context("the proxy listener (listen.http)")?;
         let admin_listener = TcpListener::bind(config.listen.admin).with_context(|| {
@@ -100,6 +117,8 @@ impl ServerHandle {
             router: admin::router(AdminState {
                 metrics: metrics.clone(),
                 ready: ready.clone(),
+                control,
+                operator: Arc::new(operator),
             }),
         };
         let mut admin = background_service("atoll admin", admin);

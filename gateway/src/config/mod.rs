@@ -46,6 +46,10 @@ pub struct Config {
     pub shutdown_grace: Duration,
     /// The largest response body a function may produce. Default 1GiB.
     pub response_body: ByteSize,
+    /// The largest component the admin API accepts. Default 50MiB.
+    pub max_upload: ByteSize,
+    /// How many versions of each function are kept for rollback. Default 10.
+    pub keep_versions: usize,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -102,6 +106,38 @@ pub struct PoolConfig {
     pub total_instances: u32,
     /// The largest memory any instance may have. Default 256MiB.
     pub max_memory: ByteSize,
+}
+
+impl PoolConfig {
+    /// Checks `limits` against the pool's ceilings and basic sense; on failure, the limit's
+    /// key and what is wrong.
+    pub fn check(&self, limits: &Limits) -> Result<(), (&'static str, String)> {
+        if limits.memory > self.max_memory {
+            return Err((
+                "memory",
+                format!(
+                    "memory {} is above pool.max_memory {}",
+                    limits.memory, self.max_memory
+                ),
+            ));
+        }
+        if limits.concurrency == 0 || limits.concurrency > self.total_instances {
+            return Err((
+                "concurrency",
+                format!(
+                    "concurrency {} must be from 1 to pool.total_instances ({})",
+                    limits.concurrency, self.total_instances
+                ),
+            ));
+        }
+        if limits.cpu_time.is_zero() {
+            return Err(("cpu_time", "cpu_time must be above 0".to_owned()));
+        }
+        if limits.timeout.is_zero() {
+            return Err(("timeout", "timeout must be above 0".to_owned()));
+        }
+        Ok(())
+    }
 }
 
 impl Default for PoolConfig {
@@ -248,6 +284,8 @@ struct RawConfig {
     #[serde(default, deserialize_with = "units::opt_duration")]
     shutdown_grace: Option<Duration>,
     response_body: Option<ByteSize>,
+    max_upload: Option<ByteSize>,
+    keep_versions: Option<usize>,
     #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
@@ -300,6 +338,20 @@ pub struct LimitsSpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub queue_wait: Option<Duration>,
+}
+
+impl From<&Limits> for LimitsSpec {
+    fn from(limits: &Limits) -> LimitsSpec {
+        LimitsSpec {
+            memory: Some(limits.memory),
+            cpu_time: Some(limits.cpu_time),
+            timeout: Some(limits.timeout),
+            concurrency: Some(limits.concurrency),
+            rate: Some(limits.rate),
+            request_body: Some(limits.request_body),
+            queue_wait: Some(limits.queue_wait),
+        }
+    }
 }
 
 impl LimitsSpec {
@@ -402,6 +454,10 @@ impl Parser<'_> {
         };
         let limits = raw.limits.over(&Limits::default());
         self.check_limits(&["limits"], &limits, &pool)?;
+        let keep_versions = raw.keep_versions.unwrap_or(10);
+        if keep_versions == 0 {
+            return Err(self.invalid(&["keep_versions"], "keep at least 1 version".to_owned()));
+        }
         let threads = raw.threads.unwrap_or(2);
         if !(1..=256).contains(&threads) {
             return Err(self.invalid(&["threads"], format!("{threads} threads: use 1 to 256")));
@@ -448,6 +504,8 @@ impl Parser<'_> {
             pool,
             shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(5)),
             response_body: raw.response_body.unwrap_or(ByteSize(1 << 30)),
+            max_upload: raw.max_upload.unwrap_or(ByteSize(50 << 20)),
+            keep_versions,
             tenants,
             source: source.map(Path::to_owned),
         })
@@ -550,32 +608,8 @@ impl Parser<'_> {
         limits: &Limits,
         pool: &PoolConfig,
     ) -> Result<(), ConfigError> {
-        let key = |k: &'static str| [at, &[k]].concat();
-        if limits.memory > pool.max_memory {
-            return Err(self.invalid(
-                &key("memory"),
-                format!(
-                    "memory {} is above pool.max_memory {}",
-                    limits.memory, pool.max_memory
-                ),
-            ));
-        }
-        if limits.concurrency == 0 || limits.concurrency > pool.total_instances {
-            return Err(self.invalid(
-                &key("concurrency"),
-                format!(
-                    "concurrency {} must be from 1 to pool.total_instances ({})",
-                    limits.concurrency, pool.total_instances
-                ),
-            ));
-        }
-        if limits.cpu_time.is_zero() {
-            return Err(self.invalid(&key("cpu_time"), "cpu_time must be above 0".to_owned()));
-        }
-        if limits.timeout.is_zero() {
-            return Err(self.invalid(&key("timeout"), "timeout must be above 0".to_owned()));
-        }
-        Ok(())
+        pool.check(limits)
+            .map_err(|(key, message)| self.invalid(&[at, &[key]].concat(), message))
     }
 
     fn syntax(&self, e: &serde_norway::Error) -> ConfigError {
@@ -605,7 +639,7 @@ impl Parser<'_> {
 }
 
 /// Checks an outbound origin pattern: `http(s)://host[:port]`, host possibly `*.suffix`.
-fn check_origin(origin: &str) -> Result<(), String> {
+pub fn check_origin(origin: &str) -> Result<(), String> {
     let rest = origin
         .strip_prefix("https://")
         .or_else(|| origin.strip_prefix("http://"))

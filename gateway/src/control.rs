@@ -1,0 +1,816 @@
+//! The control plane: every change to what the gateway serves goes through here, one at a time,
+//! and lands whole or not at all.
+//!
+//! A change is validated, compiled off the request path (a blocking thread), written to the
+//! durable [`store`](crate::store) (component bytes, then the state file), and only then
+//! published as a new registry [`Snapshot`] in one atomic swap. Requests in flight keep the
+//! snapshot, and so the version, they started with.
+//!
+//! Tenants come from two places: the config file (read-only here: the file wins on restart)
+//! and the admin API (kept in `state.json`). Both are served side by side.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::Mutex;
+
+use crate::auth::Caller;
+use crate::config::{Config, LimitsSpec, check_origin, is_valid_name};
+use crate::metrics::{FunctionMetrics, Metrics};
+use crate::registry::{Endpoint, Function, Registry, Snapshot, Tenant};
+use crate::routes::{HostPattern, Route, RouteTable};
+use crate::runtime::{LoadError, Runtime};
+use crate::store::state::{FunctionRecord, RollbackError, State, StateFile, TenantRecord};
+use crate::store::{ArtifactCache, ComponentStore, content_hash};
+
+/// Why a change was refused. `admin` maps each to its status in one place.
+#[derive(Debug, thiserror::Error)]
+pub enum ControlError {
+    /// Bad input: a name, a host, a route, a limit, a component (400).
+    #[error("{message}")]
+    Invalid {
+        /// The machine-readable code.
+        code: &'static str,
+        /// What is wrong and what to do.
+        message: String,
+    },
+    /// The caller may not do this (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// No such tenant, function or version (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// The change conflicts with what exists (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// Storing the change failed; nothing changed (500).
+    #[error("{0}")]
+    Storage(String),
+}
+
+fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
+    ControlError::Invalid {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A tenant as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    /// Hosts the tenant may route.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Its limits; missing keys inherit the gateway-wide ones.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// What its functions may fetch.
+    #[serde(default)]
+    pub outbound: OutboundSpec,
+}
+
+/// Outbound policy as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSpec {
+    /// Allowed origins, `scheme://host[:port]`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// A function as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FunctionView {
+    /// The active version.
+    pub version: String,
+    /// The versions kept for rollback, oldest first.
+    pub versions: Vec<String>,
+    /// Its routes.
+    pub routes: Vec<String>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deployed {
+    /// The new active version.
+    pub version: String,
+    /// The versions kept.
+    pub versions: Vec<String>,
+    /// Its routes.
+    pub routes: Vec<String>,
+    /// Milliseconds spent compiling (0 when the artifact was cached).
+    pub compile_ms: f64,
+}
+
+/// Where a served tenant comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    /// The config file: read-only through the API.
+    Config,
+    /// The admin API: kept in `state.json`.
+    Api,
+}
+
+/// A function being served.
+#[derive(Debug, Clone)]
+struct LiveFunction {
+    function: Arc<Function>,
+    routes: Vec<Route>,
+    metrics: Arc<FunctionMetrics>,
+}
+
+/// A tenant being served.
+#[derive(Debug, Clone)]
+struct LiveTenant {
+    origin: Origin,
+    tenant: Arc<Tenant>,
+    functions: BTreeMap<String, LiveFunction>,
+}
+
+/// What writers hold the lock for.
+struct Inner {
+    state: State,
+    live: BTreeMap<String, LiveTenant>,
+}
+
+/// The control plane of one gateway.
+pub struct ControlPlane {
+    config: Config,
+    runtime: Arc<Runtime>,
+    artifacts: ArtifactCache,
+    components: ComponentStore,
+    state_file: StateFile,
+    registry: Arc<Registry>,
+    metrics: Metrics,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for ControlPlane {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ControlPlane").finish_non_exhaustive()
+    }
+}
+
+impl ControlPlane {
+    /// Loads the config's tenants and the stored state (compiling only what the artifact cache
+    /// lacks) and publishes the first snapshot. Blocking; call it before serving.
+    pub fn start(
+        config: Config,
+        runtime: Arc<Runtime>,
+        metrics: Metrics,
+        registry: Arc<Registry>,
+    ) -> anyhow::Result<ControlPlane> {
+        let artifacts = ArtifactCache::new(&config.data_dir, runtime.engine());
+        let components = ComponentStore::new(&config.data_dir);
+        let removed = crate::store::remove_stray_temp_files(&config.data_dir)?;
+        for name in removed {
+            tracing::warn!(
+                file = name.as_str(),
+                "removed a temporary file left by a crash"
+            );
+        }
+        let state_file = StateFile::new(&config.data_dir);
+        let state = state_file.load()?;
+        let plane = ControlPlane {
+            runtime,
+            artifacts,
+            components,
+            state_file,
+            registry,
+            metrics,
+            inner: Mutex::new(Inner {
+                state: State::default(),
+                live: BTreeMap::new(),
+            }),
+            config,
+        };
+        let mut live = BTreeMap::new();
+        for (name, tenant) in &plane.config.tenants {
+            let tenant_arc = Arc::new(Tenant::new(
+                name.clone(),
+                tenant.hosts.clone(),
+                tenant.limits.clone(),
+                plane.config.response_body.0,
+            ));
+            let mut functions = BTreeMap::new();
+            for (function, f) in &tenant.functions {
+                let bytes = std::fs::read(&f.wasm).map_err(|e| {
+                    anyhow::anyhow!(
+                        "reading component {} of tenants.{name}.functions.{function}: {e}",
+                        f.wasm.display()
+                    )
+                })?;
+                let (loaded, _) = plane.compile(function, &bytes).map_err(|e| {
+                    anyhow::anyhow!("loading tenants.{name}.functions.{function}: {e}")
+                })?;
+                functions.insert(
+                    function.clone(),
+                    plane.live_function(name, loaded, f.routes.clone()),
+                );
+            }
+            live.insert(
+                name.clone(),
+                LiveTenant {
+                    origin: Origin::Config,
+                    tenant: tenant_arc,
+                    functions,
+                },
+            );
+        }
+        for (name, record) in &state.tenants {
+            if live.contains_key(name) {
+                tracing::warn!(
+                    tenant = name.as_str(),
+                    "tenant is defined in the config file and in state.json: the config file wins"
+                );
+                continue;
+            }
+            let tenant = plane.tenant_from_record(name, record)?;
+            let mut functions = BTreeMap::new();
+            for (function, f) in &record.functions {
+                let bytes = plane.components.get(&f.active)?;
+                let (loaded, _) = plane
+                    .compile(function, &bytes)
+                    .map_err(|e| anyhow::anyhow!("loading {name}/{function}: {e}"))?;
+                let routes = f
+                    .routes
+                    .iter()
+                    .map(|r| Route::parse(r))
+                    .collect::<Result<Vec<_>, _>>()?;
+                functions.insert(function.clone(), plane.live_function(name, loaded, routes));
+            }
+            live.insert(
+                name.clone(),
+                LiveTenant {
+                    origin: Origin::Api,
+                    tenant: Arc::new(tenant),
+                    functions,
+                },
+            );
+        }
+        {
+            let mut inner = plane.inner.try_lock().expect("nobody else has it yet");
+            inner.state = state;
+            inner.live = live;
+            plane.publish(&inner)?;
+        }
+        Ok(plane)
+    }
+
+    fn tenant_from_record(
+        &self,
+        name: &str,
+        record: &TenantRecord,
+    ) -> Result<Tenant, ControlError> {
+        let hosts = record
+            .hosts
+            .iter()
+            .map(|h| HostPattern::parse(h))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid("invalid_host", e.to_string()))?;
+        let limits = record.limits.over(&self.config.limits);
+        self.config.pool.check(&limits).map_err(|(key, message)| {
+            invalid("invalid_limit", format!("limits.{key}: {message}"))
+        })?;
+        Ok(Tenant::new(
+            name.to_owned(),
+            hosts,
+            limits,
+            self.config.response_body.0,
+        ))
+    }
+
+    fn live_function(&self, tenant: &str, function: Function, routes: Vec<Route>) -> LiveFunction {
+        LiveFunction {
+            metrics: Arc::new(self.metrics.for_function(tenant, &function.name)),
+            function: Arc::new(function),
+            routes,
+        }
+    }
+
+    /// Compiles (or loads from the artifact cache) and links `bytes`. Blocking.
+    fn compile(&self, name: &str, bytes: &[u8]) -> Result<(Function, Duration), LoadError> {
+        compile_with(&self.runtime, &self.artifacts, &self.metrics, name, bytes)
+    }
+
+    /// Builds the snapshot of `inner.live` and publishes it.
+    fn publish(&self, inner: &Inner) -> Result<(), ControlError> {
+        let mut routes = RouteTable::builder();
+        let mut tenants = BTreeMap::new();
+        for (name, live) in &inner.live {
+            tenants.insert(name.clone(), live.tenant.clone());
+            for f in live.functions.values() {
+                for route in &f.routes {
+                    routes
+                        .insert(
+                            route.clone(),
+                            Endpoint {
+                                tenant: live.tenant.clone(),
+                                function: f.function.clone(),
+                                metrics: f.metrics.clone(),
+                            },
+                        )
+                        .map_err(|e| ControlError::Conflict(e.to_string()))?;
+                }
+            }
+        }
+        let snapshot = Snapshot {
+            tenants,
+            routes: routes.build(),
+        };
+        self.metrics
+            .functions_loaded
+            .set(i64::try_from(snapshot.function_count()).unwrap_or(i64::MAX));
+        self.registry.publish(snapshot);
+        Ok(())
+    }
+
+    /// Writes `state` durably, then makes it the current state.
+    fn save(&self, inner: &mut Inner, state: State) -> Result<(), ControlError> {
+        self.state_file.save(&state).map_err(|e| {
+            ControlError::Storage(format!("writing {}: {e}", self.state_file.path().display()))
+        })?;
+        inner.state = state;
+        Ok(())
+    }
+
+    /// Creates or updates an API tenant.
+    pub async fn put_tenant(
+        &self,
+        name: &str,
+        spec: TenantSpec,
+    ) -> Result<TenantSpec, ControlError> {
+        check_name("tenant", name)?;
+        for origin in &spec.outbound.allow {
+            check_origin(origin).map_err(|why| {
+                invalid(
+                    "invalid_outbound",
+                    format!("outbound.allow `{origin}`: {why}"),
+                )
+            })?;
+        }
+        let mut inner = self.inner.lock().await;
+        if inner
+            .live
+            .get(name)
+            .is_some_and(|t| t.origin == Origin::Config)
+        {
+            return Err(ControlError::Conflict(format!(
+                "tenant `{name}` is defined in the config file; change it there"
+            )));
+        }
+        let mut state = inner.state.clone();
+        let record = state.tenants.entry(name.to_owned()).or_default();
+        record.hosts = spec.hosts.clone();
+        record.limits = spec.limits.clone();
+        record.outbound_allow = spec.outbound.allow.clone();
+        let tenant = self.tenant_from_record(name, record)?;
+        if let Some(live) = inner.live.get(name) {
+            for (function, f) in &live.functions {
+                for route in &f.routes {
+                    if *route.host() != HostPattern::Any
+                        && !tenant.hosts.iter().any(|h| h.covers(route.host()))
+                    {
+                        return Err(ControlError::Conflict(format!(
+                            "function `{function}` routes `{route}`, which the new hosts do not cover; move or delete it first"
+                        )));
+                    }
+                }
+            }
+        }
+        self.save(&mut inner, state)?;
+        let functions = inner
+            .live
+            .get(name)
+            .map(|t| t.functions.clone())
+            .unwrap_or_default();
+        inner.live.insert(
+            name.to_owned(),
+            LiveTenant {
+                origin: Origin::Api,
+                tenant: Arc::new(tenant),
+                functions,
+            },
+        );
+        self.publish(&inner)?;
+        Ok(spec)
+    }
+
+    /// Every tenant, as the API describes it.
+    pub async fn tenants(&self) -> BTreeMap<String, TenantSpec> {
+        let inner = self.inner.lock().await;
+        inner
+            .live
+            .keys()
+            .filter_map(|name| describe(&inner, &self.config, name))
+            .collect()
+    }
+
+    /// One tenant.
+    pub async fn tenant(&self, name: &str) -> Result<TenantSpec, ControlError> {
+        let inner = self.inner.lock().await;
+        describe(&inner, &self.config, name)
+            .map(|(_, spec)| spec)
+            .ok_or_else(|| not_found_tenant(name))
+    }
+
+    /// Deletes an API tenant and its functions.
+    pub async fn delete_tenant(&self, name: &str) -> Result<(), ControlError> {
+        let mut inner = self.inner.lock().await;
+        self.api_tenant(&inner, name)?;
+        let mut state = inner.state.clone();
+        state.tenants.remove(name);
+        self.save(&mut inner, state)?;
+        inner.live.remove(name);
+        self.publish(&inner)
+    }
+
+    /// Makes a token for `tenant`; only its hash is kept.
+    pub async fn create_token(&self, tenant: &str) -> Result<String, ControlError> {
+        let mut inner = self.inner.lock().await;
+        self.api_tenant(&inner, tenant)?;
+        let token = crate::auth::new_tenant_token(tenant);
+        let mut state = inner.state.clone();
+        state
+            .tenants
+            .get_mut(tenant)
+            .expect("checked above")
+            .token_hashes
+            .push(crate::auth::token_hash(&token));
+        self.save(&mut inner, state)?;
+        Ok(token)
+    }
+
+    /// Who `token` belongs to, if anyone.
+    pub async fn identify(
+        &self,
+        token: &str,
+        operator: &crate::auth::OperatorToken,
+    ) -> Option<Caller> {
+        let inner = self.inner.lock().await;
+        crate::auth::identify(token, operator, |tenant| {
+            inner
+                .state
+                .tenants
+                .get(tenant)
+                .map(|t| t.token_hashes.as_slice())
+        })
+    }
+
+    fn api_tenant<'i>(
+        &self,
+        inner: &'i Inner,
+        name: &str,
+    ) -> Result<&'i TenantRecord, ControlError> {
+        match inner.live.get(name) {
+            Some(t) if t.origin == Origin::Config => Err(ControlError::Conflict(format!(
+                "tenant `{name}` is defined in the config file; change it there"
+            ))),
+            _ => inner
+                .state
+                .tenants
+                .get(name)
+                .ok_or_else(|| not_found_tenant(name)),
+        }
+    }
+
+    /// Deploys `bytes` as the new version of `function` of `tenant`, on `routes` (or, when
+    /// none are given, the routes it already has).
+    pub async fn deploy(
+        &self,
+        caller: &Caller,
+        tenant: &str,
+        function: &str,
+        routes: Vec<String>,
+        bytes: Bytes,
+    ) -> Result<Deployed, ControlError> {
+        check_name("function", function)?;
+        let routes = routes
+            .iter()
+            .map(|r| Route::parse(r).map_err(|e| invalid("invalid_route", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        if routes.iter().any(|r| *r.host() == HostPattern::Any) && *caller != Caller::Operator {
+            return Err(ControlError::Forbidden(
+                "host-less routes (`/PATH`) need the operator token; route one of your hosts instead".into(),
+            ));
+        }
+        {
+            let inner = self.inner.lock().await;
+            self.api_tenant(&inner, tenant)?;
+        }
+        // Compile outside the lock, on a blocking thread: deploys never stall serving.
+        let (runtime, artifacts, metrics, name) = (
+            self.runtime.clone(),
+            self.artifacts.clone(),
+            self.metrics.clone(),
+            function.to_owned(),
+        );
+        let compiled_bytes = bytes.clone();
+        let (loaded, compile) = tokio::task::spawn_blocking(move || {
+            compile_with(&runtime, &artifacts, &metrics, &name, &compiled_bytes)
+        })
+        .await
+        .map_err(|e| ControlError::Storage(format!("the compile task failed: {e}")))?
+        .map_err(|e| invalid("invalid_component", e.to_string()))?;
+
+        let mut inner = self.inner.lock().await;
+        self.api_tenant(&inner, tenant)?;
+        let live_tenant = inner.live.get(tenant).cloned();
+        let routes = if routes.is_empty() {
+            live_tenant
+                .as_ref()
+                .and_then(|t| t.functions.get(function))
+                .map(|f| f.routes.clone())
+                .unwrap_or_default()
+        } else {
+            routes
+        };
+        let hosts = live_tenant
+            .as_ref()
+            .map(|t| t.tenant.hosts.clone())
+            .unwrap_or_default();
+        for route in &routes {
+            if *route.host() != HostPattern::Any && !hosts.iter().any(|h| h.covers(route.host())) {
+                return Err(ControlError::Forbidden(format!(
+                    "route `{route}`: host `{}` is not in tenant `{tenant}`'s hosts",
+                    route.host()
+                )));
+            }
+        }
+        for (other_tenant, live) in &inner.live {
+            for (other_function, f) in &live.functions {
+                if other_tenant == tenant && other_function == function {
+                    continue;
+                }
+                if let Some(taken) = f.routes.iter().find(|r| routes.contains(r)) {
+                    return Err(ControlError::Conflict(format!(
+                        "route `{taken}` is already taken"
+                    )));
+                }
+            }
+        }
+
+        self.components
+            .put(&bytes)
+            .map_err(|e| ControlError::Storage(format!("storing the component: {e}")))?;
+        let mut state = inner.state.clone();
+        let route_texts: Vec<String> = routes.iter().map(Route::to_string).collect();
+        let entry = state.tenants.get_mut(tenant).expect("checked above");
+        let function_record = entry
+            .functions
+            .entry(function.to_owned())
+            .or_insert_with(|| FunctionRecord::new(loaded.version.clone(), vec![]));
+        function_record.deploy(loaded.version.clone(), self.config.keep_versions);
+        function_record.routes = route_texts.clone();
+        let versions = function_record.versions.clone();
+        self.save(&mut inner, state)?;
+
+        let version = loaded.version.clone();
+        let live_function = self.live_function(tenant, loaded, routes);
+        if let Some(live) = inner.live.get_mut(tenant) {
+            live.functions.insert(function.to_owned(), live_function);
+        }
+        self.publish(&inner)?;
+        Ok(Deployed {
+            version,
+            versions,
+            routes: route_texts,
+            compile_ms: compile.as_secs_f64() * 1e3,
+        })
+    }
+
+    /// A function of a tenant.
+    pub async fn function(
+        &self,
+        tenant: &str,
+        function: &str,
+    ) -> Result<FunctionView, ControlError> {
+        let inner = self.inner.lock().await;
+        describe_functions(&inner, tenant)?
+            .remove(function)
+            .ok_or_else(|| not_found_function(tenant, function))
+    }
+
+    /// Every function of a tenant.
+    pub async fn functions(
+        &self,
+        tenant: &str,
+    ) -> Result<BTreeMap<String, FunctionView>, ControlError> {
+        let inner = self.inner.lock().await;
+        describe_functions(&inner, tenant)
+    }
+
+    /// Makes `to` (or the version before the active one) active again.
+    pub async fn rollback(
+        &self,
+        tenant: &str,
+        function: &str,
+        to: Option<String>,
+    ) -> Result<FunctionView, ControlError> {
+        let target = {
+            let inner = self.inner.lock().await;
+            let record = self.api_tenant(&inner, tenant)?;
+            let mut f = record
+                .functions
+                .get(function)
+                .cloned()
+                .ok_or_else(|| not_found_function(tenant, function))?;
+            f.rollback(to.as_deref()).map_err(|e| match e {
+                RollbackError::UnknownVersion(_) => ControlError::NotFound(e.to_string()),
+                RollbackError::NoPrevious => ControlError::Conflict(e.to_string()),
+            })?
+        };
+        let bytes = self
+            .components
+            .get(&target)
+            .map_err(|e| ControlError::Storage(e.to_string()))?;
+        let (runtime, artifacts, metrics, name) = (
+            self.runtime.clone(),
+            self.artifacts.clone(),
+            self.metrics.clone(),
+            function.to_owned(),
+        );
+        let (loaded, _) = tokio::task::spawn_blocking(move || {
+            compile_with(&runtime, &artifacts, &metrics, &name, &bytes)
+        })
+        .await
+        .map_err(|e| ControlError::Storage(format!("the compile task failed: {e}")))?
+        .map_err(|e| ControlError::Storage(e.to_string()))?;
+
+        let mut inner = self.inner.lock().await;
+        let mut state = inner.state.clone();
+        let f = state
+            .tenants
+            .get_mut(tenant)
+            .and_then(|t| t.functions.get_mut(function))
+            .ok_or_else(|| not_found_function(tenant, function))?;
+        f.rollback(Some(&target))
+            .map_err(|e| ControlError::Conflict(e.to_string()))?;
+        let view = FunctionView {
+            version: f.active.clone(),
+            versions: f.versions.clone(),
+            routes: f.routes.clone(),
+        };
+        self.save(&mut inner, state)?;
+        let live = inner
+            .live
+            .get_mut(tenant)
+            .ok_or_else(|| not_found_tenant(tenant))?;
+        if let Some(current) = live.functions.get(function).cloned() {
+            live.functions.insert(
+                function.to_owned(),
+                LiveFunction {
+                    function: Arc::new(loaded),
+                    ..current
+                },
+            );
+        }
+        self.publish(&inner)?;
+        Ok(view)
+    }
+
+    /// Deletes a function and its routes.
+    pub async fn delete_function(&self, tenant: &str, function: &str) -> Result<(), ControlError> {
+        let mut inner = self.inner.lock().await;
+        let record = self.api_tenant(&inner, tenant)?;
+        if !record.functions.contains_key(function) {
+            return Err(not_found_function(tenant, function));
+        }
+        let mut state = inner.state.clone();
+        state
+            .tenants
+            .get_mut(tenant)
+            .expect("checked")
+            .functions
+            .remove(function);
+        self.save(&mut inner, state)?;
+        if let Some(live) = inner.live.get_mut(tenant) {
+            live.functions.remove(function);
+        }
+        self.publish(&inner)
+    }
+
+    /// The largest upload accepted.
+    pub fn max_upload(&self) -> u64 {
+        self.config.max_upload.0
+    }
+}
+
+/// Compiles (or loads from the artifact cache) and links `bytes` as function `name`; returns
+/// it with the compile time (zero when the artifact was cached) and counts where the code came
+/// from in `atoll_artifacts_total`. Blocking.
+fn compile_with(
+    runtime: &Runtime,
+    artifacts: &ArtifactCache,
+    metrics: &Metrics,
+    name: &str,
+    bytes: &[u8],
+) -> Result<(Function, Duration), LoadError> {
+    let started = Instant::now();
+    let version = content_hash(bytes);
+    let (component, source) = artifacts
+        .load_or_compile(runtime, &version, bytes)
+        .map_err(|e| match e.downcast::<LoadError>() {
+            Ok(load) => load,
+            Err(other) => LoadError::Compile(format!("{other:#}")),
+        })?;
+    let image = runtime.prepare(&component)?;
+    metrics
+        .artifacts
+        .with_label_values(&[source.as_str()])
+        .inc();
+    tracing::info!(
+        function = name,
+        version = version.as_str(),
+        artifact = source.as_str(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
+        "function loaded"
+    );
+    let compile = match source {
+        crate::store::ArtifactSource::Cached => Duration::ZERO,
+        _ => started.elapsed(),
+    };
+    Ok((
+        Function {
+            name: name.to_owned(),
+            version,
+            image,
+        },
+        compile,
+    ))
+}
+
+fn check_name(what: &str, name: &str) -> Result<(), ControlError> {
+    if is_valid_name(name) {
+        Ok(())
+    } else {
+        Err(invalid(
+            "invalid_name",
+            format!("{what} name `{name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"),
+        ))
+    }
+}
+
+fn not_found_tenant(name: &str) -> ControlError {
+    ControlError::NotFound(format!("no tenant `{name}`"))
+}
+
+fn not_found_function(tenant: &str, function: &str) -> ControlError {
+    ControlError::NotFound(format!("tenant `{tenant}` has no function `{function}`"))
+}
+
+fn describe(inner: &Inner, config: &Config, name: &str) -> Option<(String, TenantSpec)> {
+    let spec = match inner.live.get(name)?.origin {
+        Origin::Config => {
+            let t = config.tenants.get(name)?;
+            TenantSpec {
+                hosts: t.hosts.iter().map(ToString::to_string).collect(),
+                limits: LimitsSpec::from(&t.limits),
+                outbound: OutboundSpec {
+                    allow: t.outbound.allow.clone(),
+                },
+            }
+        }
+        Origin::Api => {
+            let t = inner.state.tenants.get(name)?;
+            TenantSpec {
+                hosts: t.hosts.clone(),
+                limits: t.limits.clone(),
+                outbound: OutboundSpec {
+                    allow: t.outbound_allow.clone(),
+                },
+            }
+        }
+    };
+    Some((name.to_owned(), spec))
+}
+
+fn describe_functions(
+    inner: &Inner,
+    tenant: &str,
+) -> Result<BTreeMap<String, FunctionView>, ControlError> {
+    let live = inner
+        .live
+        .get(tenant)
+        .ok_or_else(|| not_found_tenant(tenant))?;
+    let stored = inner.state.tenants.get(tenant);
+    let mut views = BTreeMap::new();
+    for (name, f) in &live.functions {
+        let versions = stored
+            .and_then(|t| t.functions.get(name))
+            .map(|r| r.versions.clone())
+            .unwrap_or_else(|| vec![f.function.version.clone()]);
+        views.insert(
+            name.clone(),
+            FunctionView {
+                version: f.function.version.clone(),
+                versions,
+                routes: f.routes.iter().map(Route::to_string).collect(),
+            },
+        );
+    }
+    Ok(views)
+}
