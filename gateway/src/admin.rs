@@ -81,6 +81,12 @@ impl From<ControlError> for AdminError {
 
 impl IntoResponse for AdminError {
     fn into_response(self) -> Response {
+        // These are answered before the request body is read: tell the client this
+        // connection will not carry another request rather than leave it guessing.
+        let unread_body = matches!(
+            self,
+            AdminError::Unauthenticated | AdminError::Forbidden(_) | AdminError::TooLarge(_)
+        );
         let (status, code, message) = match self {
             AdminError::Unauthenticated => (
                 StatusCode::UNAUTHORIZED,
@@ -106,7 +112,14 @@ impl IntoResponse for AdminError {
                 }
             },
         };
-        error(status, code, &message)
+        let mut response = error(status, code, &message);
+        if unread_body {
+            response.headers_mut().insert(
+                header::CONNECTION,
+                axum::http::HeaderValue::from_static("close"),
+            );
+        }
+        response
     }
 }
 

@@ -97,9 +97,31 @@ impl TestGateway {
         format!("http://{}{path}", self.handle().admin_addr())
     }
 
+    /// The operator token the gateway generated in its data directory.
+    pub fn operator_token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("admin.token"))
+            .expect("the gateway writes admin.token")
+            .trim()
+            .to_owned()
+    }
+
     /// The data directory.
     pub fn data_dir(&self) -> &Path {
         self.data_dir.path()
+    }
+
+    /// Starts the gateway again after a stop (see [`TestGateway::stop`]).
+    pub fn try_start_again(&mut self) -> anyhow::Result<()> {
+        let config = test_config(&self.tenants_yaml, self.data_dir.path())?;
+        self.handle = Some(ServerHandle::start(config)?);
+        Ok(())
+    }
+
+    /// Stops the gateway, keeping its data directory.
+    pub fn stop(&mut self) {
+        if let Some(handle) = self.handle.take() {
+            handle.stop();
+        }
     }
 
     /// Stops the gateway and starts a new one on the same data directory and tenants.
