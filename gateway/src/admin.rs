@@ -170,11 +170,44 @@ async fn operator_or_tenant(
     }
 }
 
-/// Reads a body of at most `limit` bytes.
+/// How much of a refused body is read and thrown away, as a multiple of its limit, so that the
+/// client, still sending, gets the error response instead of a reset connection.
+const DRAIN_FACTOR: u64 = 4;
+
+/// Reads a body of at most `limit` bytes. A larger one is drained (up to four times the
+/// limit) and refused with 413.
 async fn read_body(body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
-    axum::body::to_bytes(body, usize::try_from(limit).unwrap_or(usize::MAX))
-        .await
-        .map_err(|_| AdminError::TooLarge(limit))
+    use http_body_util::BodyExt as _;
+    let mut body = body;
+    let mut collected = bytes::BytesMut::new();
+    let mut seen: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        let Ok(frame) = frame else {
+            return Err(AdminError::BadRequest(
+                "the request body broke off".to_owned(),
+            ));
+        };
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen += data.len() as u64;
+        if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            break;
+        }
+        if seen <= limit {
+            collected.extend_from_slice(&data);
+        }
+    }
+    if seen > limit {
+        return Err(AdminError::TooLarge(limit));
+    }
+    Ok(collected.freeze())
+}
+
+/// Throws away what is left of a body refused before reading (bounded by `limit`), so the
+/// client gets the error response rather than a reset connection.
+async fn drain(body: Body, limit: u64) {
+    let _ = read_body(body, limit).await;
 }
 
 /// Largest JSON body the API reads.
@@ -288,7 +321,13 @@ async fn deploy(
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    let caller = operator_or_tenant(&state, &headers, &tenant).await?;
+    let caller = match operator_or_tenant(&state, &headers, &tenant).await {
+        Ok(caller) => caller,
+        Err(e) => {
+            drain(body, state.control.max_upload()).await;
+            return Err(e);
+        }
+    };
     let bytes = read_body(body, state.control.max_upload()).await?;
     let routes = routes_from_query(query.as_deref());
     let deployed = state

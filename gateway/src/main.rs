@@ -1,7 +1,10 @@
-//! The `atoll` command: `serve` runs the gateway, `check` validates a config.
+//! The `atoll` command: `serve` runs the gateway, `check` validates a config, `deploy` uploads a
+//! function through the admin API.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+mod deploy;
 
 use atoll_gateway::{Config, ServerHandle};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -39,6 +42,26 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Deploy a component as a new version of a tenant's function.
+    Deploy {
+        /// The tenant.
+        #[arg(long)]
+        tenant: String,
+        /// The function.
+        #[arg(long)]
+        function: String,
+        /// A route for it (repeatable); without any, the function keeps its routes.
+        #[arg(long = "route")]
+        routes: Vec<String>,
+        /// The admin API.
+        #[arg(long, default_value = "http://127.0.0.1:8081")]
+        admin: String,
+        /// A token: the operator's or the tenant's.
+        #[arg(long, env = "ATOLL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// The component (`.wasm`).
+        file: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +70,21 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
+        Command::Deploy {
+            tenant,
+            function,
+            routes,
+            admin,
+            token,
+            file,
+        } => deploy::run(&deploy::Request {
+            tenant,
+            function,
+            routes,
+            admin,
+            token,
+            file,
+        }),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -62,6 +100,7 @@ fn init_logging(format: LogFormat) {
         .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -131,3 +131,173 @@ fn serve_starts_and_stops_on_sigterm() {
     let exit = child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+/// A gateway run as the `atoll serve` binary, with JSON logs; killed on drop.
+struct Served {
+    child: std::process::Child,
+    proxy: String,
+    admin: String,
+    data: tempfile::TempDir,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve_binary() -> Served {
+    let data = tempfile::tempdir().unwrap();
+    let path = data.path().join("atoll.yaml");
+    std::fs::write(
+        &path,
+        "listen: {http: 127.0.0.1:0, admin: 127.0.0.1:0}\ndata_dir: data\n",
+    )
+    .unwrap();
+    let mut child = atoll()
+        .args(["serve", "--log-format", "json", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .env_remove("ATOLL_ADMIN_TOKEN")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Keep reading the log after start-up, so the gateway never writes into a closed pipe.
+    let stderr = child.stderr.take().unwrap();
+    let (addresses, started) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines() {
+            let Ok(line) = line else { break };
+            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if event["fields"]["message"] == "atoll is serving" {
+                let proxy = event["fields"]["proxy"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let admin = event["fields"]["admin"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned();
+                let _ = addresses.send((proxy, admin));
+            }
+        }
+    });
+    let (proxy, admin) = started
+        .recv_timeout(Duration::from_secs(60))
+        .expect("atoll serve reports serving within 60 s");
+    Served {
+        child,
+        proxy,
+        admin,
+        data,
+    }
+}
+
+#[test]
+fn deploy_uploads_a_component_and_reports_errors_clearly() {
+    let served = serve_binary();
+    let operator = std::fs::read_to_string(served.data.path().join("data/admin.token")).unwrap();
+    let operator = operator.trim();
+    let admin = format!("http://{}", served.admin);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let token = runtime.block_on(async {
+        let status = client
+            .put(format!("{admin}/v1/tenants/acme"))
+            .bearer_auth(operator)
+            .body(r#"{"hosts": ["acme.test"]}"#)
+            .send()
+            .await
+            .unwrap()
+            .status();
+        assert_eq!(status, 200);
+        let body: serde_json::Value = client
+            .post(format!("{admin}/v1/tenants/acme/tokens"))
+            .bearer_auth(operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["token"].as_str().unwrap().to_owned()
+    });
+    let hello = repo().join("tenants/target/wasm32-wasip2/release/hello.wasm");
+
+    let output = atoll()
+        .args([
+            "deploy",
+            "--tenant",
+            "acme",
+            "--function",
+            "hello",
+            "--route",
+            "acme.test/hi",
+        ])
+        .args(["--admin", &admin])
+        .arg(&hello)
+        .env("ATOLL_TOKEN", &token)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("deployed acme/hello version "), "{stdout}");
+    assert!(stdout.contains("routes: acme.test/hi"), "{stdout}");
+    let text = runtime.block_on(async {
+        client
+            .get(format!("http://{}/hi", served.proxy))
+            .header("host", "acme.test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    assert_eq!(text, "Hello from Atoll!\n");
+
+    let output = atoll()
+        .args([
+            "deploy",
+            "--tenant",
+            "acme",
+            "--function",
+            "hello",
+            "--token",
+            "wrong",
+        ])
+        .args(["--admin", &admin])
+        .arg(&hello)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("--token"),
+        "{stderr}"
+    );
+
+    let output = atoll()
+        .args([
+            "deploy",
+            "--tenant",
+            "acme",
+            "--function",
+            "hello",
+            "--token",
+            "x",
+        ])
+        .args(["--admin", "http://127.0.0.1:9"])
+        .arg(&hello)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot reach the admin API"), "{stderr}");
+}
