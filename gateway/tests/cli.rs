@@ -148,7 +148,11 @@ impl Drop for Served {
 }
 
 fn serve_binary() -> Served {
-    let data = tempfile::tempdir().unwrap();
+    serve_binary_in(tempfile::tempdir().unwrap())
+}
+
+/// `atoll serve` on ephemeral ports with its data in `data/data`.
+fn serve_binary_in(data: tempfile::TempDir) -> Served {
     let path = data.path().join("atoll.yaml");
     std::fs::write(
         &path,
@@ -300,4 +304,70 @@ fn deploy_uploads_a_component_and_reports_errors_clearly() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("cannot reach the admin API"), "{stderr}");
+}
+
+#[test]
+fn a_deploy_survives_sigkill() {
+    let served = serve_binary();
+    let operator = std::fs::read_to_string(served.data.path().join("data/admin.token")).unwrap();
+    let operator = operator.trim().to_owned();
+    let admin = format!("http://{}", served.admin);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::new();
+    let hello =
+        std::fs::read(repo().join("tenants/target/wasm32-wasip2/release/hello.wasm")).unwrap();
+    let version = runtime.block_on(async {
+        let put = client
+            .put(format!("{admin}/v1/tenants/acme"))
+            .bearer_auth(&operator)
+            .body(r#"{"hosts": ["acme.test"]}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 200);
+        let deployed: serde_json::Value = client
+            .put(format!(
+                "{admin}/v1/tenants/acme/functions/hello?route=acme.test/"
+            ))
+            .bearer_auth(&operator)
+            .body(hello)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        deployed["version"].as_str().unwrap().to_owned()
+    });
+    // SIGKILL: no shutdown code runs.
+    let mut served = served;
+    served.child.kill().unwrap();
+    served.child.wait().unwrap();
+    let data = std::mem::replace(&mut served.data, tempfile::tempdir().unwrap());
+    drop(served);
+
+    let restarted = serve_binary_in(data);
+    let admin = format!("http://{}", restarted.admin);
+    runtime.block_on(async {
+        let view: serde_json::Value = client
+            .get(format!("{admin}/v1/tenants/acme/functions/hello"))
+            .bearer_auth(&operator)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(view["version"], version.as_str());
+        let text = client
+            .get(format!("http://{}/", restarted.proxy))
+            .header("host", "acme.test")
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(text, "Hello from Atoll!\n");
+    });
 }

@@ -535,3 +535,76 @@ fn a_corrupt_state_file_stops_the_start_with_a_clear_report() {
     gateway.try_start_again().unwrap();
     assert!(!gateway.data_dir().join(".state.json.42.atoll-tmp").exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fifty_deploys_and_rollbacks_under_load_fail_no_request() {
+    let gateway = TestGateway::start(CONFIG);
+    let admin = Admin::new(&gateway);
+    let operator = gateway.operator_token();
+    let (acme, _) = two_tenants(&admin, &operator).await;
+    let (status, _) = admin
+        .deploy(
+            "/v1/tenants/acme/functions/app?route=acme.test/app",
+            &acme,
+            "hello",
+        )
+        .await;
+    assert_eq!(status, 201);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let (url, stop) = (gateway.url("/app"), stop.clone());
+        load.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && std::time::Instant::now() < until
+            {
+                let response = client.get(&url).header("host", "acme.test").send().await;
+                match response {
+                    Ok(r) if r.status() == 200 => {
+                        let text = r.text().await.unwrap_or_default();
+                        // Either version answers whole: hello's text or echo's JSON.
+                        if text == "Hello from Atoll!\n" || text.starts_with('{') {
+                            ok += 1;
+                        } else {
+                            failed.push(text);
+                        }
+                    }
+                    Ok(r) => failed.push(format!("status {}", r.status())),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+    for round in 0..25 {
+        let component = if round % 2 == 0 { "echo" } else { "hello" };
+        let (status, body) = admin
+            .deploy("/v1/tenants/acme/functions/app", &acme, component)
+            .await;
+        assert_eq!(status, 201, "deploy {round}: {body}");
+        let (status, body) = admin
+            .call(
+                reqwest::Method::POST,
+                "/v1/tenants/acme/functions/app/rollback",
+                Some(&acme),
+                Some("{}".into()),
+            )
+            .await;
+        assert_eq!(status, 200, "rollback {round}: {body}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut served = 0;
+    for task in load {
+        let (ok, failed) = task.await.unwrap();
+        assert!(
+            failed.is_empty(),
+            "failed requests during the swaps: {failed:?}"
+        );
+        served += ok;
+    }
+    assert!(served > 50, "the load ran alongside the swaps: {served}");
+}
