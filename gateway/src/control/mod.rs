@@ -17,13 +17,18 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use crate::auth::Caller;
-use crate::config::{Config, LimitsSpec, check_origin, is_valid_name};
+use crate::config::{Config, check_origin, is_valid_name};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::registry::{Endpoint, Function, Registry, Snapshot, Tenant};
 use crate::routes::{HostPattern, Route, RouteTable};
 use crate::runtime::{LoadError, Runtime};
 use crate::store::state::{FunctionRecord, RollbackError, State, StateFile, TenantRecord};
 use crate::store::{ArtifactCache, ComponentStore, content_hash};
+
+mod view;
+
+pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec};
+use self::view::{describe, describe_functions};
 
 /// Why a change was refused. `admin` maps each to its status in one place.
 #[derive(Debug, thiserror::Error)]
@@ -55,54 +60,6 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
         code,
         message: message.into(),
     }
-}
-
-/// A tenant as the admin API describes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct TenantSpec {
-    /// Hosts the tenant may route.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    /// Its limits; missing keys inherit the gateway-wide ones.
-    #[serde(default)]
-    pub limits: LimitsSpec,
-    /// What its functions may fetch.
-    #[serde(default)]
-    pub outbound: OutboundSpec,
-}
-
-/// Outbound policy as the admin API describes it.
-#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct OutboundSpec {
-    /// Allowed origins, `scheme://host[:port]`.
-    #[serde(default)]
-    pub allow: Vec<String>,
-}
-
-/// A function as the admin API describes it.
-#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
-pub struct FunctionView {
-    /// The active version.
-    pub version: String,
-    /// The versions kept for rollback, oldest first.
-    pub versions: Vec<String>,
-    /// Its routes.
-    pub routes: Vec<String>,
-}
-
-/// What a deploy did.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Deployed {
-    /// The new active version.
-    pub version: String,
-    /// The versions kept.
-    pub versions: Vec<String>,
-    /// Its routes.
-    pub routes: Vec<String>,
-    /// Milliseconds spent compiling (0 when the artifact was cached).
-    pub compile_ms: f64,
 }
 
 /// Where a served tenant comes from.
@@ -760,57 +717,4 @@ fn not_found_tenant(name: &str) -> ControlError {
 
 fn not_found_function(tenant: &str, function: &str) -> ControlError {
     ControlError::NotFound(format!("tenant `{tenant}` has no function `{function}`"))
-}
-
-fn describe(inner: &Inner, config: &Config, name: &str) -> Option<(String, TenantSpec)> {
-    let spec = match inner.live.get(name)?.origin {
-        Origin::Config => {
-            let t = config.tenants.get(name)?;
-            TenantSpec {
-                hosts: t.hosts.iter().map(ToString::to_string).collect(),
-                limits: LimitsSpec::from(&t.limits),
-                outbound: OutboundSpec {
-                    allow: t.outbound.allow.clone(),
-                },
-            }
-        }
-        Origin::Api => {
-            let t = inner.state.tenants.get(name)?;
-            TenantSpec {
-                hosts: t.hosts.clone(),
-                limits: t.limits.clone(),
-                outbound: OutboundSpec {
-                    allow: t.outbound_allow.clone(),
-                },
-            }
-        }
-    };
-    Some((name.to_owned(), spec))
-}
-
-fn describe_functions(
-    inner: &Inner,
-    tenant: &str,
-) -> Result<BTreeMap<String, FunctionView>, ControlError> {
-    let live = inner
-        .live
-        .get(tenant)
-        .ok_or_else(|| not_found_tenant(tenant))?;
-    let stored = inner.state.tenants.get(tenant);
-    let mut views = BTreeMap::new();
-    for (name, f) in &live.functions {
-        let versions = stored
-            .and_then(|t| t.functions.get(name))
-            .map(|r| r.versions.clone())
-            .unwrap_or_else(|| vec![f.function.version.clone()]);
-        views.insert(
-            name.clone(),
-            FunctionView {
-                version: f.function.version.clone(),
-                versions,
-                routes: f.routes.iter().map(Route::to_string).collect(),
-            },
-        );
-    }
-    Ok(views)
 }

@@ -1,0 +1,109 @@
+//! What the admin API shows of tenants and functions, and how it reads them from the control
+//! plane's state.
+
+use std::collections::BTreeMap;
+
+use super::{ControlError, Inner, Origin, not_found_tenant};
+use crate::config::{Config, LimitsSpec};
+use crate::routes::Route;
+
+/// A tenant as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct TenantSpec {
+    /// Hosts the tenant may route.
+    #[serde(default)]
+    pub hosts: Vec<String>,
+    /// Its limits; missing keys inherit the gateway-wide ones.
+    #[serde(default)]
+    pub limits: LimitsSpec,
+    /// What its functions may fetch.
+    #[serde(default)]
+    pub outbound: OutboundSpec,
+}
+
+/// Outbound policy as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct OutboundSpec {
+    /// Allowed origins, `scheme://host[:port]`.
+    #[serde(default)]
+    pub allow: Vec<String>,
+}
+
+/// A function as the admin API describes it.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct FunctionView {
+    /// The active version.
+    pub version: String,
+    /// The versions kept for rollback, oldest first.
+    pub versions: Vec<String>,
+    /// Its routes.
+    pub routes: Vec<String>,
+}
+
+/// What a deploy did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Deployed {
+    /// The new active version.
+    pub version: String,
+    /// The versions kept.
+    pub versions: Vec<String>,
+    /// Its routes.
+    pub routes: Vec<String>,
+    /// Milliseconds spent compiling (0 when the artifact was cached).
+    pub compile_ms: f64,
+}
+
+pub(super) fn describe(inner: &Inner, config: &Config, name: &str) -> Option<(String, TenantSpec)> {
+    let spec = match inner.live.get(name)?.origin {
+        Origin::Config => {
+            let t = config.tenants.get(name)?;
+            TenantSpec {
+                hosts: t.hosts.iter().map(ToString::to_string).collect(),
+                limits: LimitsSpec::from(&t.limits),
+                outbound: OutboundSpec {
+                    allow: t.outbound.allow.clone(),
+                },
+            }
+        }
+        Origin::Api => {
+            let t = inner.state.tenants.get(name)?;
+            TenantSpec {
+                hosts: t.hosts.clone(),
+                limits: t.limits.clone(),
+                outbound: OutboundSpec {
+                    allow: t.outbound_allow.clone(),
+                },
+            }
+        }
+    };
+    Some((name.to_owned(), spec))
+}
+
+pub(super) fn describe_functions(
+    inner: &Inner,
+    tenant: &str,
+) -> Result<BTreeMap<String, FunctionView>, ControlError> {
+    let live = inner
+        .live
+        .get(tenant)
+        .ok_or_else(|| not_found_tenant(tenant))?;
+    let stored = inner.state.tenants.get(tenant);
+    let mut views = BTreeMap::new();
+    for (name, f) in &live.functions {
+        let versions = stored
+            .and_then(|t| t.functions.get(name))
+            .map(|r| r.versions.clone())
+            .unwrap_or_else(|| vec![f.function.version.clone()]);
+        views.insert(
+            name.clone(),
+            FunctionView {
+                version: f.function.version.clone(),
+                versions,
+                routes: f.routes.iter().map(Route::to_string).collect(),
+            },
+        );
+    }
+    Ok(views)
+}
