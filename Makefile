@@ -24,7 +24,7 @@ test: setup tenants
 	$(CARGO) test --workspace --no-fail-fast
 
 bench: setup tenants
-	$(CARGO) bench -p atoll-gateway --bench invoke
+	$(CARGO) bench -p atoll-gateway --bench invoke --bench deploy
 	scripts/bench-http.sh
 
 setup:

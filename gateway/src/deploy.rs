@@ -3,12 +3,24 @@
 use std::path::PathBuf;
 
 /// What to deploy, and where.
+#[derive(Debug, clap::Args)]
 pub struct Request {
+    /// The tenant.
+    #[arg(long)]
     pub tenant: String,
+    /// The function.
+    #[arg(long)]
     pub function: String,
+    /// A route for it (repeatable); without any, the function keeps its routes.
+    #[arg(long = "route")]
     pub routes: Vec<String>,
+    /// The admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
     pub admin: String,
+    /// A token: the operator's or the tenant's.
+    #[arg(long, env = "ATOLL_TOKEN", hide_env_values = true)]
     pub token: String,
+    /// The component (`.wasm`).
     pub file: PathBuf,
 }
 

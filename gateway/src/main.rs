@@ -43,25 +43,7 @@ enum Command {
         config: PathBuf,
     },
     /// Deploy a component as a new version of a tenant's function.
-    Deploy {
-        /// The tenant.
-        #[arg(long)]
-        tenant: String,
-        /// The function.
-        #[arg(long)]
-        function: String,
-        /// A route for it (repeatable); without any, the function keeps its routes.
-        #[arg(long = "route")]
-        routes: Vec<String>,
-        /// The admin API.
-        #[arg(long, default_value = "http://127.0.0.1:8081")]
-        admin: String,
-        /// A token: the operator's or the tenant's.
-        #[arg(long, env = "ATOLL_TOKEN", hide_env_values = true)]
-        token: String,
-        /// The component (`.wasm`).
-        file: PathBuf,
-    },
+    Deploy(deploy::Request),
 }
 
 fn main() -> ExitCode {
@@ -70,21 +52,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
-        Command::Deploy {
-            tenant,
-            function,
-            routes,
-            admin,
-            token,
-            file,
-        } => deploy::run(&deploy::Request {
-            tenant,
-            function,
-            routes,
-            admin,
-            token,
-            file,
-        }),
+        Command::Deploy(request) => deploy::run(&request),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
