@@ -328,13 +328,38 @@ async fn deploy(
             return Err(e);
         }
     };
-    let bytes = read_body(body, state.control.max_upload()).await?;
-    let routes = routes_from_query(query.as_deref());
-    let deployed = state
-        .control
-        .deploy(&caller, &tenant, &function, routes, bytes)
-        .await?;
-    Ok((StatusCode::CREATED, axum::Json(deployed)).into_response())
+    let outcome = async {
+        let bytes = read_body(body, state.control.max_upload()).await?;
+        let routes = routes_from_query(query.as_deref());
+        Ok::<_, AdminError>(
+            state
+                .control
+                .deploy(&caller, &tenant, &function, routes, bytes)
+                .await?,
+        )
+    }
+    .await;
+    let result = match &outcome {
+        Ok(_) => "ok",
+        Err(AdminError::TooLarge(_)) => "too_large",
+        Err(AdminError::Control(ControlError::Invalid { .. }) | AdminError::BadRequest(_)) => {
+            "invalid"
+        }
+        Err(AdminError::Control(ControlError::Forbidden(_)) | AdminError::Forbidden(_)) => {
+            "forbidden"
+        }
+        Err(AdminError::Control(ControlError::NotFound(_))) => "not_found",
+        Err(AdminError::Control(ControlError::Conflict(_))) => "conflict",
+        Err(_) => "error",
+    };
+    if state.control.has_tenant(&tenant).await {
+        state
+            .metrics
+            .deployments
+            .with_label_values(&[tenant.as_str(), result])
+            .inc();
+    }
+    Ok((StatusCode::CREATED, axum::Json(outcome?)).into_response())
 }
 
 async fn list_functions(

@@ -4,9 +4,20 @@
 //! Labels carry tenant and function names only: never paths, hosts or request ids.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts,
-    Registry, TextEncoder,
+    Counter, CounterVec, Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter,
+    IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };
+
+/// The `result` labels of `atoll_deployments_total`.
+pub const DEPLOY_RESULTS: [&str; 7] = [
+    "ok",
+    "invalid",
+    "forbidden",
+    "not_found",
+    "conflict",
+    "too_large",
+    "error",
+];
 
 /// Request-duration buckets, 50 µs to 10 s: edge latencies.
 const REQUEST_BUCKETS: &[f64] = &[
@@ -34,6 +45,16 @@ pub struct Metrics {
     pub traps: IntCounterVec,
     /// `atoll_limit_rejections_total{tenant, limit}`.
     pub limit_rejections: IntCounterVec,
+    /// `atoll_instances_active{tenant}`.
+    pub instances_active: IntGaugeVec,
+    /// `atoll_wasm_memory_peak_bytes{tenant}`.
+    pub memory_peak: HistogramVec,
+    /// `atoll_execution_seconds_total{tenant, function}`.
+    pub execution: CounterVec,
+    /// `atoll_outbound_requests_total{tenant, result}`.
+    pub outbound: IntCounterVec,
+    /// `atoll_deployments_total{tenant, result}`.
+    pub deployments: IntCounterVec,
     /// `atoll_functions_loaded`.
     pub functions_loaded: IntGauge,
     /// `atoll_artifacts_total{source}`: functions loaded from the precompiled-artifact cache
@@ -81,6 +102,44 @@ impl Metrics {
             &["tenant", "limit"],
         )
         .expect("valid metric");
+        let instances_active = IntGaugeVec::new(
+            Opts::new("atoll_instances_active", "Instances running now"),
+            &["tenant"],
+        )
+        .expect("valid metric");
+        let memory_peak = HistogramVec::new(
+            HistogramOpts::new(
+                "atoll_wasm_memory_peak_bytes",
+                "The largest linear memory each request's instance reached",
+            )
+            .buckets(prometheus::exponential_buckets(64.0 * 1024.0, 2.0, 14).expect("valid")),
+            &["tenant"],
+        )
+        .expect("valid metric");
+        let execution = CounterVec::new(
+            Opts::new(
+                "atoll_execution_seconds_total",
+                "Time spent inside guests, from instantiation to the end of handle",
+            ),
+            &["tenant", "function"],
+        )
+        .expect("valid metric");
+        let outbound = IntCounterVec::new(
+            Opts::new(
+                "atoll_outbound_requests_total",
+                "Guests' outbound HTTP requests, by result",
+            ),
+            &["tenant", "result"],
+        )
+        .expect("valid metric");
+        let deployments = IntCounterVec::new(
+            Opts::new(
+                "atoll_deployments_total",
+                "Deploys through the admin API, by result",
+            ),
+            &["tenant", "result"],
+        )
+        .expect("valid metric");
         let functions_loaded =
             IntGauge::new("atoll_functions_loaded", "Functions ready to serve").expect("valid");
         let artifacts = IntCounterVec::new(
@@ -97,6 +156,11 @@ impl Metrics {
             Box::new(instantiation.clone()),
             Box::new(traps.clone()),
             Box::new(limit_rejections.clone()),
+            Box::new(instances_active.clone()),
+            Box::new(memory_peak.clone()),
+            Box::new(execution.clone()),
+            Box::new(outbound.clone()),
+            Box::new(deployments.clone()),
             Box::new(functions_loaded.clone()),
             Box::new(artifacts.clone()),
         ] {
@@ -109,6 +173,11 @@ impl Metrics {
             instantiation,
             traps,
             limit_rejections,
+            instances_active,
+            memory_peak,
+            execution,
+            outbound,
+            deployments,
             functions_loaded,
             artifacts,
         }
@@ -133,6 +202,12 @@ pub struct FunctionMetrics {
     pub duration: Histogram,
     /// `atoll_instantiation_duration_seconds{tenant}`.
     pub instantiation: Histogram,
+    /// `atoll_instances_active{tenant}`.
+    pub active: IntGauge,
+    /// `atoll_wasm_memory_peak_bytes{tenant}`.
+    pub memory_peak: Histogram,
+    /// `atoll_execution_seconds_total{tenant, function}`.
+    pub execution: Counter,
 }
 
 impl Metrics {
@@ -142,6 +217,53 @@ impl Metrics {
             ok: self.requests.with_label_values(&[tenant, function, "200"]),
             duration: self.request_duration.with_label_values(&[tenant, function]),
             instantiation: self.instantiation.with_label_values(&[tenant]),
+            active: self.instances_active.with_label_values(&[tenant]),
+            memory_peak: self.memory_peak.with_label_values(&[tenant]),
+            execution: self.execution.with_label_values(&[tenant, function]),
+        }
+    }
+
+    /// Removes every series of `function` in `tenant` (it was deleted).
+    pub fn forget_function(&self, tenant: &str, function: &str) {
+        for code in 100..=599u16 {
+            if let Ok(code) = http::StatusCode::from_u16(code) {
+                let _ = self
+                    .requests
+                    .remove_label_values(&[tenant, function, code.as_str()]);
+            }
+        }
+        let _ = self
+            .request_duration
+            .remove_label_values(&[tenant, function]);
+        let _ = self.execution.remove_label_values(&[tenant, function]);
+        for reason in ["trap", "cpu", "memory", "timeout"] {
+            let _ = self.traps.remove_label_values(&[tenant, function, reason]);
+        }
+    }
+
+    /// Removes every series of `tenant` and of its `functions` (it was deleted).
+    pub fn forget_tenant<'a>(&self, tenant: &str, functions: impl IntoIterator<Item = &'a str>) {
+        for function in functions {
+            self.forget_function(tenant, function);
+        }
+        let _ = self.instantiation.remove_label_values(&[tenant]);
+        let _ = self.instances_active.remove_label_values(&[tenant]);
+        let _ = self.memory_peak.remove_label_values(&[tenant]);
+        for limit in [
+            "rate",
+            "concurrency",
+            "request_body",
+            "cpu",
+            "memory",
+            "timeout",
+        ] {
+            let _ = self.limit_rejections.remove_label_values(&[tenant, limit]);
+        }
+        for result in ["allowed", "denied", "error"] {
+            let _ = self.outbound.remove_label_values(&[tenant, result]);
+        }
+        for result in DEPLOY_RESULTS {
+            let _ = self.deployments.remove_label_values(&[tenant, result]);
         }
     }
 }

@@ -319,20 +319,28 @@ async fn health_readiness_and_metrics_on_the_admin_listener() {
         .unwrap();
     assert_eq!(readyz.status(), 200);
     client.get(gateway().url("/hello")).send().await.unwrap();
-    let text = client
-        .get(gateway().admin_url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let served = atoll_tests::metric_value(
-        &text,
-        r#"atoll_requests_total{code="200",function="hello",tenant="demo"}"#,
-    )
-    .unwrap_or(0.0);
-    assert!(served >= 1.0, "{text}");
+    // The counter is recorded just after the response is written: wait for it, bounded.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let text = loop {
+        let text = client
+            .get(gateway().admin_url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let served = atoll_tests::metric_value(
+            &text,
+            r#"atoll_requests_total{code="200",function="hello",tenant="demo"}"#,
+        )
+        .unwrap_or(0.0);
+        if served >= 1.0 {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    };
     assert_eq!(
         atoll_tests::metric_value(&text, "atoll_functions_loaded"),
         Some(4.0)

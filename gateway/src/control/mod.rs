@@ -374,15 +374,23 @@ impl ControlPlane {
             .ok_or_else(|| not_found_tenant(name))
     }
 
-    /// Deletes an API tenant and its functions.
+    /// Deletes an API tenant and its functions, and their metric series.
     pub async fn delete_tenant(&self, name: &str) -> Result<(), ControlError> {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, name)?;
         let mut state = inner.state.clone();
         state.tenants.remove(name);
         self.save(&mut inner, state)?;
-        inner.live.remove(name);
+        if let Some(live) = inner.live.remove(name) {
+            self.metrics
+                .forget_tenant(name, live.functions.keys().map(String::as_str));
+        }
         self.publish(&inner)
+    }
+
+    /// Whether a tenant of that name is served.
+    pub async fn has_tenant(&self, name: &str) -> bool {
+        self.inner.lock().await.live.contains_key(name)
     }
 
     /// Makes a token for `tenant`; only its hash is kept.
@@ -647,6 +655,7 @@ impl ControlPlane {
         if let Some(live) = inner.live.get_mut(tenant) {
             live.functions.remove(function);
         }
+        self.metrics.forget_function(tenant, function);
         self.publish(&inner)
     }
 

@@ -25,9 +25,9 @@ use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
 use crate::admission::Rejection;
-use crate::metrics::Metrics;
+use crate::metrics::{FunctionMetrics, Metrics};
 use crate::registry::{Endpoint, Registry};
-use crate::runtime::{InvokeError, Runtime};
+use crate::runtime::{GuestObserver, GuestStats, InvokeError, Runtime};
 
 use self::body::Written;
 use self::request_id::RequestId;
@@ -94,9 +94,12 @@ impl AtollProxy {
             Ok(request) => request,
             Err(e) => return Ok(Outcome::Refused(e)),
         };
-        let invoke = self
-            .runtime
-            .invoke(&endpoint.function.image, &tenant.invoke_limits, request);
+        let invoke = self.runtime.invoke_observed(
+            &endpoint.function.image,
+            &tenant.invoke_limits,
+            request,
+            InstanceObserver::new(endpoint.metrics.clone()),
+        );
         let remaining = deadline.saturating_duration_since(Instant::now());
         let invocation = tokio::select! {
             result = pingora::time::fast_timeout::fast_timeout(remaining, invoke) => match result {
@@ -106,10 +109,6 @@ impl AtollProxy {
             },
             () = body::client_gone(session, CLIENT_WATCH_AFTER) => return Ok(Outcome::ClientGone),
         };
-        endpoint
-            .metrics
-            .instantiation
-            .observe(invocation.instantiation.as_secs_f64());
         let status = invocation.response.status().as_u16();
         Ok(
             match body::write_guest_response(session, invocation.response, request_id, deadline)
@@ -156,6 +155,35 @@ impl AtollProxy {
                 .with_label_values(&[tenant, limit])
                 .inc();
         }
+    }
+}
+
+/// Counts a guest in `atoll_instances_active` for as long as its task lives, and records its
+/// instantiation time, memory peak and execution time when it finishes.
+struct InstanceObserver {
+    metrics: Arc<FunctionMetrics>,
+}
+
+impl InstanceObserver {
+    fn new(metrics: Arc<FunctionMetrics>) -> InstanceObserver {
+        metrics.active.inc();
+        InstanceObserver { metrics }
+    }
+}
+
+impl GuestObserver for InstanceObserver {
+    fn guest_finished(&mut self, stats: &GuestStats) {
+        self.metrics
+            .instantiation
+            .observe(stats.instantiation.as_secs_f64());
+        self.metrics.memory_peak.observe(stats.memory_peak as f64);
+        self.metrics.execution.inc_by(stats.execution.as_secs_f64());
+    }
+}
+
+impl Drop for InstanceObserver {
+    fn drop(&mut self) {
+        self.metrics.active.dec();
     }
 }
 

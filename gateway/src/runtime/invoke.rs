@@ -26,6 +26,30 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use super::guest::{GuestState, InvokeLimits, LimitHit};
 use super::{FunctionImage, InvokeError, Runtime};
 
+/// What a guest used, reported when it finishes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GuestStats {
+    /// Time spent creating the instance.
+    pub instantiation: Duration,
+    /// The largest linear memory the instance had, in bytes.
+    pub memory_peak: usize,
+    /// Time from the start of instantiation to the end of the guest's `handle`: time spent
+    /// in the guest (and in the host calls it made), not queueing.
+    pub execution: Duration,
+}
+
+/// Hears about a guest's life: created with the invocation, told the guest's stats when it
+/// finishes, and dropped when the guest's task ends (finished, or aborted by a timeout or a
+/// client that went away). `()` hears nothing.
+pub trait GuestObserver: Send + 'static {
+    /// The guest finished (returned or trapped); not called when it was aborted.
+    fn guest_finished(&mut self, stats: &GuestStats);
+}
+
+impl GuestObserver for () {
+    fn guest_finished(&mut self, _stats: &GuestStats) {}
+}
+
 /// A response produced by a guest, with what it cost to start.
 #[derive(Debug)]
 pub struct Invocation {
@@ -134,6 +158,23 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
+        self.invoke_observed(image, limits, request, ()).await
+    }
+
+    /// [`Runtime::invoke`], with an observer that lives as long as the guest's task and hears
+    /// its [`GuestStats`] when it finishes.
+    pub async fn invoke_observed<B, O>(
+        &self,
+        image: &FunctionImage,
+        limits: &InvokeLimits,
+        request: http::Request<B>,
+        mut observer: O,
+    ) -> Result<Invocation, InvokeError>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+        O: GuestObserver,
+    {
         let mut store = Store::new(
             &self.engine,
             GuestState::new(limits, self.settings.epoch_tick, &self.lanes),
@@ -166,12 +207,18 @@ impl Runtime {
                 Ok(proxy) => proxy,
                 Err(e) => return GuestExit::Failed(classify_instantiate(&e)),
             };
-            let _ = inst_tx.send(instantiated.elapsed());
-            match proxy
+            let instantiation = instantiated.elapsed();
+            let _ = inst_tx.send(instantiation);
+            let result = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
-            {
+                .await;
+            observer.guest_finished(&GuestStats {
+                instantiation,
+                memory_peak: store.data().memory.peak,
+                execution: instantiated.elapsed(),
+            });
+            match result {
                 Ok(()) => GuestExit::Returned,
                 Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
             }

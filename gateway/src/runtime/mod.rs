@@ -27,7 +27,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 pub use self::engine::RuntimeSettings;
 pub use self::error::{InvokeError, LoadError};
 pub use self::guest::InvokeLimits;
-pub use self::invoke::{GuestBody, GuestBodyError, Invocation};
+pub use self::invoke::{GuestBody, GuestBodyError, GuestObserver, GuestStats, Invocation};
 
 use self::engine::EpochTicker;
 use self::guest::GuestState;
