@@ -273,3 +273,91 @@ impl Default for Metrics {
         Metrics::new()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every family with one sample, so that each shows in the exposition.
+    fn every_family() -> Metrics {
+        let metrics = Metrics::new();
+        let function = metrics.for_function("t", "f");
+        function.ok.inc();
+        function.duration.observe(0.001);
+        function.instantiation.observe(0.00001);
+        function.memory_peak.observe(65536.0);
+        function.execution.inc_by(0.001);
+        function.active.inc();
+        metrics.traps.with_label_values(&["t", "f", "trap"]).inc();
+        metrics
+            .limit_rejections
+            .with_label_values(&["t", "rate"])
+            .inc();
+        metrics.outbound.with_label_values(&["t", "ok"]).inc();
+        metrics.deployments.with_label_values(&["t", "ok"]).inc();
+        metrics.artifacts.with_label_values(&["compiled"]).inc();
+        metrics.functions_loaded.set(1);
+        metrics
+    }
+
+    /// The metric names in a PromQL expression: `atoll_` words, without histogram suffixes.
+    fn metric_names(expr: &str) -> Vec<String> {
+        let mut names = Vec::new();
+        let mut rest = expr;
+        while let Some(at) = rest.find("atoll_") {
+            let word: String = rest[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            rest = &rest[at + word.len()..];
+            let family = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|suffix| word.strip_suffix(suffix))
+                .unwrap_or(&word);
+            names.push(family.to_owned());
+        }
+        names
+    }
+
+    #[test]
+    fn the_grafana_dashboard_charts_only_exported_families() {
+        let exposition = every_family().render();
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/grafana/atoll-dashboard.json"
+        );
+        let dashboard: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let mut charted = std::collections::BTreeSet::new();
+        for panel in dashboard["panels"].as_array().unwrap() {
+            for target in panel["targets"].as_array().unwrap() {
+                let expr = target["expr"].as_str().unwrap();
+                for name in metric_names(expr) {
+                    assert!(
+                        exposition.contains(&format!("# TYPE {name} ")),
+                        "panel {:?} charts {name}, which the gateway does not export",
+                        panel["title"]
+                    );
+                    charted.insert(name);
+                }
+            }
+        }
+        for needed in [
+            "atoll_requests_total",
+            "atoll_request_duration_seconds",
+            "atoll_instantiation_duration_seconds",
+            "atoll_wasm_traps_total",
+            "atoll_limit_rejections_total",
+        ] {
+            assert!(charted.contains(needed), "the dashboard charts {needed}");
+        }
+    }
+
+    #[test]
+    fn metric_names_strip_histogram_suffixes() {
+        assert_eq!(
+            metric_names("rate(atoll_a_bucket[5m]) / atoll_b_total"),
+            ["atoll_a", "atoll_b_total"]
+        );
+    }
+}

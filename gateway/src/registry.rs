@@ -73,6 +73,8 @@ pub struct Endpoint {
     pub tenant: Arc<Tenant>,
     /// The function the route serves.
     pub function: Arc<Function>,
+    /// The route as deployed (`HOST/PATH` or `/PATH`), for the access log.
+    pub route: Arc<str>,
     /// The function's metric series.
     pub metrics: Arc<FunctionMetrics>,
 }

@@ -100,7 +100,12 @@ impl ServerHandle {
 
         let mut proxy = pingora::proxy::http_proxy_service_with_name(
             &server.configuration,
-            AtollProxy::new(registry.clone(), runtime.clone(), metrics.clone()),
+            AtollProxy::new(
+                registry.clone(),
+                runtime.clone(),
+                metrics.clone(),
+                config.observability,
+            ),
             "atoll proxy",
         );
         proxy.add_tcp(&http_addr.to_string());

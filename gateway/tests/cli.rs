@@ -1,18 +1,13 @@
 //! The `atoll` binary's commands: `check` on good and bad configs, `serve` with the embedded
 //! default and with a config, stopped by SIGTERM.
 
+mod support;
+
 use std::io::{BufRead, BufReader};
-use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn atoll() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_atoll"))
-}
-
-fn repo() -> &'static Path {
-    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-}
+use support::{Served, atoll, repo};
 
 #[test]
 fn check_accepts_the_demo_config() {
@@ -132,79 +127,11 @@ fn serve_starts_and_stops_on_sigterm() {
     assert!(exit.success(), "{exit:?}");
 }
 
-/// A gateway run as the `atoll serve` binary, with JSON logs; killed on drop.
-struct Served {
-    child: std::process::Child,
-    proxy: String,
-    admin: String,
-    data: tempfile::TempDir,
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn serve_binary() -> Served {
-    serve_binary_in(tempfile::tempdir().unwrap())
-}
-
-/// `atoll serve` on ephemeral ports with its data in `data/data`.
-fn serve_binary_in(data: tempfile::TempDir) -> Served {
-    let path = data.path().join("atoll.yaml");
-    std::fs::write(
-        &path,
-        "listen: {http: 127.0.0.1:0, admin: 127.0.0.1:0}\ndata_dir: data\n",
-    )
-    .unwrap();
-    let mut child = atoll()
-        .args(["serve", "--log-format", "json", "--config"])
-        .arg(&path)
-        .env("RUST_LOG", "info")
-        .env_remove("ATOLL_ADMIN_TOKEN")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Keep reading the log after start-up, so the gateway never writes into a closed pipe.
-    let stderr = child.stderr.take().unwrap();
-    let (addresses, started) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-                continue;
-            };
-            if event["fields"]["message"] == "atoll is serving" {
-                let proxy = event["fields"]["proxy"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let admin = event["fields"]["admin"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_owned();
-                let _ = addresses.send((proxy, admin));
-            }
-        }
-    });
-    let (proxy, admin) = started
-        .recv_timeout(Duration::from_secs(60))
-        .expect("atoll serve reports serving within 60 s");
-    Served {
-        child,
-        proxy,
-        admin,
-        data,
-    }
-}
-
 #[test]
 fn deploy_uploads_a_component_and_reports_errors_clearly() {
-    let served = serve_binary();
-    let operator = std::fs::read_to_string(served.data.path().join("data/admin.token")).unwrap();
-    let operator = operator.trim();
+    let served = Served::start();
+    let operator = served.operator_token();
+    let operator = operator.as_str();
     let admin = format!("http://{}", served.admin);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
@@ -308,9 +235,8 @@ fn deploy_uploads_a_component_and_reports_errors_clearly() {
 
 #[test]
 fn a_deploy_survives_sigkill() {
-    let served = serve_binary();
-    let operator = std::fs::read_to_string(served.data.path().join("data/admin.token")).unwrap();
-    let operator = operator.trim().to_owned();
+    let served = Served::start();
+    let operator = served.operator_token();
     let admin = format!("http://{}", served.admin);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let client = reqwest::Client::new();
@@ -346,7 +272,7 @@ fn a_deploy_survives_sigkill() {
     let data = std::mem::replace(&mut served.data, tempfile::tempdir().unwrap());
     drop(served);
 
-    let restarted = serve_binary_in(data);
+    let restarted = Served::start_in(data, "");
     let admin = format!("http://{}", restarted.admin);
     runtime.block_on(async {
         let view: serde_json::Value = client

@@ -50,10 +50,50 @@ pub struct Config {
     pub max_upload: ByteSize,
     /// How many versions of each function are kept for rollback. Default 10.
     pub keep_versions: usize,
+    /// What the request path records: metrics and access-log lines.
+    pub observability: Observability,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
     pub source: Option<PathBuf>,
+}
+
+/// Whether a per-request record is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Recording {
+    /// Recorded (the default).
+    On,
+    /// Not recorded.
+    Off,
+}
+
+/// What the request path records, under `observability:`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// Per-tenant request metrics on `/metrics`. Default `on`; `off` leaves only the gateway's
+    /// own series (deployments, artifacts, functions loaded).
+    #[serde(default = "Observability::on")]
+    pub metrics: Recording,
+    /// One `atoll::access` log line per request. Default `on`.
+    #[serde(default = "Observability::on")]
+    pub access_log: Recording,
+}
+
+impl Observability {
+    fn on() -> Recording {
+        Recording::On
+    }
+}
+
+impl Default for Observability {
+    fn default() -> Self {
+        Observability {
+            metrics: Recording::On,
+            access_log: Recording::On,
+        }
+    }
 }
 
 /// Listener addresses.
@@ -287,6 +327,8 @@ struct RawConfig {
     max_upload: Option<ByteSize>,
     keep_versions: Option<usize>,
     #[serde(default)]
+    observability: Observability,
+    #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
 
@@ -506,6 +548,7 @@ impl Parser<'_> {
             response_body: raw.response_body.unwrap_or(ByteSize(1 << 30)),
             max_upload: raw.max_upload.unwrap_or(ByteSize(50 << 20)),
             keep_versions,
+            observability: raw.observability,
             tenants,
             source: source.map(Path::to_owned),
         })

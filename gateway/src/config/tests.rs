@@ -237,3 +237,19 @@ fn other_checks() {
 fn the_default_yaml_parses() {
     Config::parse(DEFAULT_CONFIG_YAML, None).unwrap();
 }
+
+#[test]
+fn observability_defaults_on_and_switches_off() {
+    let config = Config::parse("", None).unwrap();
+    assert_eq!(config.observability, Observability::default());
+    assert_eq!(config.observability.metrics, Recording::On);
+    assert_eq!(config.observability.access_log, Recording::On);
+
+    let config = Config::parse("observability: {metrics: off, access_log: off}\n", None).unwrap();
+    assert_eq!(config.observability.metrics, Recording::Off);
+    assert_eq!(config.observability.access_log, Recording::Off);
+
+    let message = error("observability:\n  access_log: sometimes\n");
+    assert!(message.contains("cfg/atoll.yaml:2"), "{message}");
+    assert!(message.contains("observability.access_log"), "{message}");
+}

@@ -267,6 +267,7 @@ impl ControlPlane {
                             Endpoint {
                                 tenant: live.tenant.clone(),
                                 function: f.function.clone(),
+                                route: route.to_string().into(),
                                 metrics: f.metrics.clone(),
                             },
                         )

@@ -10,59 +10,75 @@
 //! 6. **respond**: the guest's response streamed out (or written in one go with
 //!    `Content-Length` when it is already complete), or the gateway's own JSON error from
 //!    [`respond`];
-//! 7. **record**: the metrics for the tenant and function.
+//! 7. **record**: the metrics for the tenant and function, and the access line ([`logs`]).
+//!
+//! What a guest writes to stdout and stderr is logged with its request id when its task ends.
 
+pub mod logs;
 pub mod request_id;
 pub mod respond;
 
 mod body;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{ProxyHttp, Session};
 
 use crate::admission::Rejection;
-use crate::metrics::{FunctionMetrics, Metrics};
+use crate::config::{Observability, Recording};
+use crate::metrics::Metrics;
 use crate::registry::{Endpoint, Registry};
-use crate::runtime::{GuestObserver, GuestStats, InvokeError, Runtime};
+use crate::runtime::{GuestObserver, GuestOutput, GuestStats, InvokeError, Runtime};
 
 use self::body::Written;
+use self::logs::AccessRecord;
 use self::request_id::RequestId;
 use self::respond::GatewayError;
 
 /// How long a guest runs before the proxy starts watching for the client going away. Most
 /// requests finish well within it, and skipping the watch saves them a socket read.
-const CLIENT_WATCH_AFTER: std::time::Duration = std::time::Duration::from_millis(2);
+const CLIENT_WATCH_AFTER: Duration = Duration::from_millis(2);
 
 /// The proxy service's logic: routes requests to tenant functions.
 pub struct AtollProxy {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
     metrics: Metrics,
+    observability: Observability,
 }
 
 /// How a routed request ended.
 enum Outcome {
     /// The guest's response went out with this status.
-    Served(u16),
+    Served {
+        status: u16,
+        instantiation: Duration,
+    },
     /// The gateway answers with its own error.
     Refused(GatewayError),
-    /// The response failed after its head was sent: the connection is cut.
-    Cut(String),
+    /// The response failed after its head, with this status, was sent: the connection is cut.
+    Cut { status: u16, why: String },
     /// The client went away before the response.
     ClientGone,
 }
 
 impl AtollProxy {
-    /// A proxy serving whatever `registry` holds, on `runtime`.
-    pub fn new(registry: Arc<Registry>, runtime: Arc<Runtime>, metrics: Metrics) -> AtollProxy {
+    /// A proxy serving whatever `registry` holds, on `runtime`, recording what `observability`
+    /// asks for.
+    pub fn new(
+        registry: Arc<Registry>,
+        runtime: Arc<Runtime>,
+        metrics: Metrics,
+        observability: Observability,
+    ) -> AtollProxy {
         AtollProxy {
             registry,
             runtime,
             metrics,
+            observability,
         }
     }
 
@@ -98,7 +114,7 @@ impl AtollProxy {
             &endpoint.function.image,
             &tenant.invoke_limits,
             request,
-            InstanceObserver::new(endpoint.metrics.clone()),
+            InstanceObserver::new(endpoint, request_id, self.observability.metrics),
         );
         let remaining = deadline.saturating_duration_since(Instant::now());
         let invocation = tokio::select! {
@@ -110,13 +126,17 @@ impl AtollProxy {
             () = body::client_gone(session, CLIENT_WATCH_AFTER) => return Ok(Outcome::ClientGone),
         };
         let status = invocation.response.status().as_u16();
+        let instantiation = invocation.instantiation;
         Ok(
             match body::write_guest_response(session, invocation.response, request_id, deadline)
                 .await?
             {
-                Written::Complete => Outcome::Served(status),
+                Written::Complete => Outcome::Served {
+                    status,
+                    instantiation,
+                },
                 Written::FailedBeforeHead(e) => Outcome::Refused(e),
-                Written::FailedAfterHead(why) => Outcome::Cut(why),
+                Written::FailedAfterHead(why) => Outcome::Cut { status, why },
             },
         )
     }
@@ -132,6 +152,53 @@ impl AtollProxy {
         session.write_response_body(Some(body), true).await
     }
 
+    /// The request's duration and status in its function's metrics.
+    fn record_request(&self, endpoint: &Endpoint, status: u16, duration: Duration) {
+        if self.observability.metrics == Recording::Off {
+            return;
+        }
+        endpoint.metrics.duration.observe(duration.as_secs_f64());
+        if status == 200 {
+            endpoint.metrics.ok.inc();
+        } else {
+            let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
+            self.metrics
+                .requests
+                .with_label_values(&[
+                    endpoint.tenant.name.as_str(),
+                    endpoint.function.name.as_str(),
+                    code.as_str(),
+                ])
+                .inc();
+        }
+    }
+
+    /// The request's access line: `(status, instantiation time)` and how long it took.
+    fn log_access(
+        &self,
+        session: &Session,
+        request_id: &RequestId,
+        endpoint: Option<&Endpoint>,
+        (status, instantiation): (u16, Duration),
+        duration: Duration,
+    ) {
+        if self.observability.access_log == Recording::Off {
+            return;
+        }
+        let head = session.req_header();
+        AccessRecord {
+            request_id,
+            method: head.method.as_str(),
+            host: request_host(head).unwrap_or_default(),
+            path: head.uri.path(),
+            endpoint,
+            status,
+            duration,
+            instantiation,
+        }
+        .log();
+    }
+
     fn record_failure(&self, endpoint: &Endpoint, error: &GatewayError, request_id: &RequestId) {
         let tenant = endpoint.tenant.name.as_str();
         let function = endpoint.function.name.as_str();
@@ -143,6 +210,9 @@ impl AtollProxy {
             detail = %error.message(),
             "request failed"
         );
+        if self.observability.metrics == Recording::Off {
+            return;
+        }
         if let Some(reason) = error.trap_reason() {
             self.metrics
                 .traps
@@ -158,33 +228,60 @@ impl AtollProxy {
     }
 }
 
-/// Counts a guest in `atoll_instances_active` for as long as its task lives, and records its
-/// instantiation time, memory peak and execution time when it finishes.
+/// Counts a guest in `atoll_instances_active` for as long as its task lives, records its
+/// instantiation time, memory peak and execution time when it finishes, and logs what it wrote.
 struct InstanceObserver {
-    metrics: Arc<FunctionMetrics>,
+    endpoint: Endpoint,
+    request_id: RequestId,
+    metrics: Recording,
 }
 
 impl InstanceObserver {
-    fn new(metrics: Arc<FunctionMetrics>) -> InstanceObserver {
-        metrics.active.inc();
-        InstanceObserver { metrics }
+    fn new(endpoint: &Endpoint, request_id: &RequestId, metrics: Recording) -> InstanceObserver {
+        if metrics == Recording::On {
+            endpoint.metrics.active.inc();
+        }
+        InstanceObserver {
+            endpoint: endpoint.clone(),
+            request_id: request_id.clone(),
+            metrics,
+        }
     }
 }
 
 impl GuestObserver for InstanceObserver {
     fn guest_finished(&mut self, stats: &GuestStats) {
-        self.metrics
+        if self.metrics == Recording::Off {
+            return;
+        }
+        let metrics = &self.endpoint.metrics;
+        metrics
             .instantiation
             .observe(stats.instantiation.as_secs_f64());
-        self.metrics.memory_peak.observe(stats.memory_peak as f64);
-        self.metrics.execution.inc_by(stats.execution.as_secs_f64());
+        metrics.memory_peak.observe(stats.memory_peak as f64);
+        metrics.execution.inc_by(stats.execution.as_secs_f64());
+    }
+
+    fn guest_output(&mut self, output: GuestOutput) {
+        logs::log_guest_output(&self.endpoint, &self.request_id, &output);
     }
 }
 
 impl Drop for InstanceObserver {
     fn drop(&mut self) {
-        self.metrics.active.dec();
+        if self.metrics == Recording::On {
+            self.endpoint.metrics.active.dec();
+        }
     }
+}
+
+/// The request's host: the URI's authority, or else the `Host` header (port and all).
+fn request_host(head: &pingora::http::RequestHeader) -> Option<&str> {
+    head.uri.authority().map(|a| a.as_str()).or_else(|| {
+        head.headers
+            .get(http::header::HOST)
+            .and_then(|v| v.to_str().ok())
+    })
 }
 
 /// Per-request state Pingora carries between callbacks.
@@ -208,60 +305,57 @@ impl ProxyHttp for AtollProxy {
         let snapshot = self.registry.snapshot();
         let endpoint = {
             let head = session.req_header();
-            let host = head.uri.authority().map(|a| a.as_str()).or_else(|| {
-                head.headers
-                    .get(http::header::HOST)
-                    .and_then(|v| v.to_str().ok())
-            });
-            snapshot.route(host, head.uri.path()).cloned()
+            snapshot.route(request_host(head), head.uri.path()).cloned()
         };
         drop(snapshot);
-        let Some(endpoint) = endpoint else {
-            self.write_error(session, &GatewayError::NoRoute, &request_id)
-                .await?;
-            ctx.request_id = Some(request_id);
-            return Ok(true);
+        let (status, instantiation) = match &endpoint {
+            None => {
+                self.write_error(session, &GatewayError::NoRoute, &request_id)
+                    .await?;
+                (GatewayError::NoRoute.status().as_u16(), Duration::ZERO)
+            }
+            Some(endpoint) => match self.serve(session, endpoint, &request_id, started).await? {
+                Outcome::Served {
+                    status,
+                    instantiation,
+                } => (status, instantiation),
+                Outcome::Refused(error) => {
+                    self.record_failure(endpoint, &error, &request_id);
+                    self.write_error(session, &error, &request_id).await?;
+                    (error.status().as_u16(), Duration::ZERO)
+                }
+                Outcome::Cut { status, why } => {
+                    tracing::warn!(
+                        request_id = request_id.as_str(),
+                        tenant = endpoint.tenant.name.as_str(),
+                        function = endpoint.function.name.as_str(),
+                        detail = why.as_str(),
+                        "response cut short"
+                    );
+                    let served = (status, Duration::ZERO);
+                    let duration = started.elapsed();
+                    self.log_access(session, &request_id, Some(endpoint), served, duration);
+                    return Error::e_explain(ErrorType::WriteError, why);
+                }
+                Outcome::ClientGone => {
+                    let served = (logs::CLIENT_CLOSED_STATUS, Duration::ZERO);
+                    let duration = started.elapsed();
+                    self.log_access(session, &request_id, Some(endpoint), served, duration);
+                    return Error::e_explain(ErrorType::ConnectionClosed, "the client went away");
+                }
+            },
         };
-
-        let status = match self.serve(session, &endpoint, &request_id, started).await? {
-            Outcome::Served(status) => status,
-            Outcome::Refused(error) => {
-                self.record_failure(&endpoint, &error, &request_id);
-                self.write_error(session, &error, &request_id).await?;
-                error.status().as_u16()
-            }
-            Outcome::Cut(why) => {
-                tracing::warn!(
-                    request_id = request_id.as_str(),
-                    tenant = endpoint.tenant.name.as_str(),
-                    function = endpoint.function.name.as_str(),
-                    detail = why.as_str(),
-                    "response cut short"
-                );
-                return Error::e_explain(ErrorType::WriteError, why);
-            }
-            Outcome::ClientGone => {
-                tracing::debug!(request_id = request_id.as_str(), "client went away");
-                return Error::e_explain(ErrorType::ConnectionClosed, "the client went away");
-            }
-        };
-        endpoint
-            .metrics
-            .duration
-            .observe(started.elapsed().as_secs_f64());
-        if status == 200 {
-            endpoint.metrics.ok.inc();
-        } else {
-            let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-            self.metrics
-                .requests
-                .with_label_values(&[
-                    endpoint.tenant.name.as_str(),
-                    endpoint.function.name.as_str(),
-                    code.as_str(),
-                ])
-                .inc();
+        let duration = started.elapsed();
+        if let Some(endpoint) = &endpoint {
+            self.record_request(endpoint, status, duration);
         }
+        self.log_access(
+            session,
+            &request_id,
+            endpoint.as_ref(),
+            (status, instantiation),
+            duration,
+        );
         ctx.request_id = Some(request_id);
         Ok(true)
     }

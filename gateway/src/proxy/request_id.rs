@@ -1,6 +1,8 @@
 //! Request ids: every response carries `x-request-id`; a sane incoming one is kept, otherwise
 //! the gateway makes a random one.
 
+use std::sync::Arc;
+
 use http::HeaderValue;
 
 /// The header that carries the request id, in and out.
@@ -9,23 +11,23 @@ pub const HEADER: &str = "x-request-id";
 /// Longest incoming id that is kept.
 const MAX_LEN: usize = 128;
 
-/// A request id that is safe to echo in a header, a log line and JSON.
+/// A request id that is safe to echo in a header, a log line and JSON. Cheap to clone.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequestId(String);
+pub struct RequestId(Arc<str>);
 
 impl RequestId {
     /// Keeps `incoming` when it is 1 to 128 characters of `A-Z a-z 0-9 . _ : -`; otherwise a new
     /// random id (128 bits as 32 hex digits).
     pub fn from_incoming(incoming: Option<&HeaderValue>) -> RequestId {
         match incoming.and_then(|v| v.to_str().ok()) {
-            Some(id) if is_sane(id) => RequestId(id.to_owned()),
+            Some(id) if is_sane(id) => RequestId(id.into()),
             _ => RequestId::random(),
         }
     }
 
     /// A new random id.
     pub fn random() -> RequestId {
-        RequestId(format!("{:032x}", rand::random::<u128>()))
+        RequestId(format!("{:032x}", rand::random::<u128>()).into())
     }
 
     /// The id as text.

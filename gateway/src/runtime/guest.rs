@@ -2,7 +2,8 @@
 //! contexts, the memory limiter, the CPU budget, and the outbound policy.
 //!
 //! Guests get an empty environment, no arguments, no preopened directories and no sockets:
-//! only what the `wasi:http/proxy` world promises, plus clocks and random numbers.
+//! only what the `wasi:http/proxy` world promises, plus clocks and random numbers. Their stdout
+//! and stderr go to the request's [`OutputCapture`].
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,6 +14,8 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+use super::output::{GuestStream, OutputCapture};
 
 /// The limits one invocation runs under, taken from its tenant's configuration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,10 +66,14 @@ impl GuestState {
         limits: &InvokeLimits,
         epoch_tick: Duration,
         lanes: &Arc<Semaphore>,
+        output: &OutputCapture,
     ) -> GuestState {
         GuestState {
             table: ResourceTable::new(),
-            wasi: WasiCtx::builder().build(),
+            wasi: WasiCtx::builder()
+                .stdout(output.stream(GuestStream::Stdout))
+                .stderr(output.stream(GuestStream::Stderr))
+                .build(),
             http: WasiHttpCtx::new(),
             outbound: OutboundPolicy,
             memory: MemoryLimiter::new(limits.memory),

@@ -24,6 +24,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, InvokeLimits, LimitHit};
+use super::output::{GuestOutput, OutputCapture};
 use super::{FunctionImage, InvokeError, Runtime};
 
 /// What a guest used, reported when it finishes.
@@ -39,15 +40,38 @@ pub struct GuestStats {
 }
 
 /// Hears about a guest's life: created with the invocation, told the guest's stats when it
-/// finishes, and dropped when the guest's task ends (finished, or aborted by a timeout or a
-/// client that went away). `()` hears nothing.
+/// finishes, told what it wrote to stdout and stderr, and dropped when the guest's task ends
+/// (finished, or aborted by a timeout or a client that went away). `()` hears nothing.
 pub trait GuestObserver: Send + 'static {
     /// The guest finished (returned or trapped); not called when it was aborted.
     fn guest_finished(&mut self, stats: &GuestStats);
+
+    /// The guest wrote to stdout or stderr. Called once, as the guest's task ends (aborted
+    /// ones too), with what it wrote up to [`GUEST_OUTPUT_LIMIT`](super::GUEST_OUTPUT_LIMIT)
+    /// bytes; not called when it wrote nothing.
+    fn guest_output(&mut self, output: GuestOutput) {
+        let _ = output;
+    }
 }
 
 impl GuestObserver for () {
     fn guest_finished(&mut self, _stats: &GuestStats) {}
+}
+
+/// An observer with the capture of its guest's output, which it hands over when the guest's
+/// task ends, however it ends.
+struct Observed<O: GuestObserver> {
+    observer: O,
+    output: OutputCapture,
+}
+
+impl<O: GuestObserver> Drop for Observed<O> {
+    fn drop(&mut self) {
+        let output = self.output.take();
+        if !output.is_empty() {
+            self.observer.guest_output(output);
+        }
+    }
 }
 
 /// A response produced by a guest, with what it cost to start.
@@ -168,17 +192,19 @@ impl Runtime {
         image: &FunctionImage,
         limits: &InvokeLimits,
         request: http::Request<B>,
-        mut observer: O,
+        observer: O,
     ) -> Result<Invocation, InvokeError>
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
         O: GuestObserver,
     {
+        let output = OutputCapture::default();
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(limits, self.settings.epoch_tick, &self.lanes),
+            GuestState::new(limits, self.settings.epoch_tick, &self.lanes, &output),
         );
+        let observed = Observed { observer, output };
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut ctx| ctx.data_mut().on_tick());
@@ -202,6 +228,8 @@ impl Runtime {
         let pre = image.pre.clone();
         let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
+            // Owned by the task as a whole, so its drop sees the guest's task end.
+            let mut observed = observed;
             let instantiated = Instant::now();
             let proxy = match pre.instantiate_async(&mut store).await {
                 Ok(proxy) => proxy,
@@ -213,7 +241,7 @@ impl Runtime {
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
                 .await;
-            observer.guest_finished(&GuestStats {
+            observed.observer.guest_finished(&GuestStats {
                 instantiation,
                 memory_peak: store.data().memory.peak,
                 execution: instantiated.elapsed(),

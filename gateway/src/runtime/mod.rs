@@ -10,12 +10,14 @@
 //!   epoch ticker thread.
 //! - [`guest`]: the per-request store state: WASI contexts, the resource limiter, the CPU budget.
 //! - [`invoke`]: one request, from a fresh instance to a streamed response.
+//! - [`output`]: the guest's stdout and stderr, captured per request under a bound.
 //! - [`error`]: how an invocation can fail, told apart for the status mapping in `proxy`.
 
 mod engine;
 mod error;
 mod guest;
 mod invoke;
+mod output;
 
 use std::sync::Arc;
 
@@ -28,6 +30,7 @@ pub use self::engine::RuntimeSettings;
 pub use self::error::{InvokeError, LoadError};
 pub use self::guest::InvokeLimits;
 pub use self::invoke::{GuestBody, GuestBodyError, GuestObserver, GuestStats, Invocation};
+pub use self::output::{GUEST_OUTPUT_LIMIT, GuestOutput, GuestStream};
 
 use self::engine::EpochTicker;
 use self::guest::GuestState;
