@@ -8,8 +8,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-DURATION=${DURATION:-10s}
-CONNECTIONS=${CONNECTIONS:-32}
 ATOLL_PORT=18080
 BASELINE_PORT=18090
 NGINX_PORT=18100
@@ -22,42 +20,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-command -v wrk >/dev/null || { echo "bench: wrk is missing (apt-get install wrk)" >&2; exit 1; }
+source scripts/lib/bench.sh
 cargo build --release -p atoll-gateway --bin atoll --example pingora_baseline >&2
 
-wait_for() { # port
-  for _ in $(seq 1 200); do
-    curl -fsS "http://127.0.0.1:$1/hello" >/dev/null 2>&1 && return 0
-    sleep 0.05
-  done
-  echo "bench: nothing answers on port $1" >&2
-  exit 1
-}
-
-run_wrk() { # port -> requests/s and p99 (ms)
-  taskset -c 1 wrk -t1 -c"$CONNECTIONS" -d"$DURATION" --latency "http://127.0.0.1:$1/hello" >"$work/wrk.txt"
-  local rps p99
-  rps=$(awk '/Requests\/sec/ {print $2}' "$work/wrk.txt")
-  p99=$(awk '$1 == "99%" {print $2}' "$work/wrk.txt")
-  echo "$rps $p99"
-}
-
-stop_last() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
-
-# Atoll: hello with a fresh instance per request, metrics on, access to the admin listener.
-cat >"$work/atoll.yaml" <<YAML
-listen: {http: 127.0.0.1:$ATOLL_PORT, admin: 127.0.0.1:0}
-data_dir: $work/data
-threads: 1
-tenants:
-  bench:
-    hosts: [localhost]
-    functions:
-      hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/hello.wasm, routes: [/hello]}
-YAML
-RUST_LOG=warn taskset -c 0 target/release/atoll serve --config "$work/atoll.yaml" 2>"$work/atoll.log" &
-pids+=($!)
-wait_for $ATOLL_PORT
+# Atoll: hello with a fresh instance per request; metrics and access lines on, logs to a file.
+start_atoll $ATOLL_PORT "{metrics: on, access_log: on}" info
 read -r atoll_rps atoll_p99 < <(run_wrk $ATOLL_PORT)
 stop_last
 
@@ -92,7 +59,6 @@ CONF
   stop_last
 fi
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
 echo
 echo "| server (1 core, wrk -c$CONNECTIONS -d$DURATION) | requests/s | p99 | Atoll ÷ this |"
 echo "|---|---|---|---|"

@@ -6,7 +6,8 @@
 //!
 //! [`proxy`] → [`routes`] (via the [`registry`] snapshot) → [`admission`] → [`runtime`] →
 //! response, with
-//! [`metrics`] recorded on the way. Functions get there through the [`control`] plane (from the
+//! [`metrics`] recorded and the access line logged (through the [`log_writer`]) on the way.
+//! Functions get there through the [`control`] plane (from the
 //! [`config`] file or the [`admin`] API; compiled or loaded from the [`store`]'s artifact cache). [`server`] assembles it all and
 //! [`admin`] serves health and metrics. See `docs/architecture.md`.
 
@@ -15,6 +16,7 @@ pub mod admission;
 pub mod auth;
 pub mod config;
 pub mod control;
+pub mod log_writer;
 pub mod metrics;
 pub mod proxy;
 pub mod registry;

@@ -6,8 +6,9 @@ use std::process::ExitCode;
 
 mod deploy;
 
+use atoll_gateway::log_writer::{self, DEFAULT_FILTER, FlushGuard, LogFormat};
 use atoll_gateway::{Config, ServerHandle};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 /// Atoll: a multi-tenant WebAssembly edge gateway.
@@ -19,12 +20,6 @@ struct Cli {
     /// Log line format.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
-}
-
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    Text,
-    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -48,13 +43,14 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    // Flushes the log lines still queued when dropped, as `main` returns.
-    let _log_writer = init_logging(cli.log_format);
+    let log_writer = init_logging(cli.log_format);
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
         Command::Deploy(request) => deploy::run(&request),
     };
+    // Writes the log lines still buffered, before the last word.
+    drop(log_writer);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -64,26 +60,12 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr through a writer thread, so that request threads only format their lines and
-/// never wait on the terminal or pipe. Lines past a full queue are dropped rather than slow the
-/// proxy down.
-fn init_logging(format: LogFormat) -> tracing_appender::non_blocking::WorkerGuard {
-    let filter = EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| EnvFilter::new("info,pingora_core=warn,pingora_proxy=warn"));
+/// Logs to stderr with `RUST_LOG` (or the default filter); see `atoll_gateway::log_writer`.
+fn init_logging(format: LogFormat) -> FlushGuard {
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(DEFAULT_FILTER));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(true)
-        .thread_name("atoll-log")
-        .finish(std::io::stderr());
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(writer);
-    match format {
-        LogFormat::Text => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-    guard
+    log_writer::install(format, filter, std::io::stderr(), ansi)
 }
 
 fn load_config(path: Option<PathBuf>) -> anyhow::Result<Config> {

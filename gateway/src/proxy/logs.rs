@@ -19,13 +19,23 @@ pub const GUEST_TARGET: &str = "atoll::guest";
 pub const CLIENT_CLOSED_STATUS: u16 = 499;
 
 /// One request, as its access line tells it.
-pub(super) struct AccessRecord<'a> {
-    pub request_id: &'a RequestId,
+#[derive(Debug, Clone, Copy)]
+pub struct AccessRecord<'a> {
+    /// The request id, as sent in `x-request-id`.
+    pub request_id: &'a str,
+    /// The request method.
     pub method: &'a str,
+    /// The `Host` (or URI authority), port and all.
     pub host: &'a str,
+    /// The path, without the query.
     pub path: &'a str,
-    /// The endpoint the request was routed to; `None` for a 404 `no_route`.
-    pub endpoint: Option<&'a Endpoint>,
+    /// The tenant routed to; empty for a 404 `no_route`.
+    pub tenant: &'a str,
+    /// The function routed to; empty for a 404 `no_route`.
+    pub function: &'a str,
+    /// The route that matched, as deployed; empty for a 404 `no_route`.
+    pub route: &'a str,
+    /// The status the client got ([`CLIENT_CLOSED_STATUS`] when it went away first).
     pub status: u16,
     /// From arrival to the end of the response.
     pub duration: Duration,
@@ -36,23 +46,15 @@ pub(super) struct AccessRecord<'a> {
 impl AccessRecord<'_> {
     /// Writes the access line.
     pub fn log(&self) {
-        let (tenant, function, route) = match self.endpoint {
-            Some(endpoint) => (
-                endpoint.tenant.name.as_str(),
-                endpoint.function.name.as_str(),
-                &*endpoint.route,
-            ),
-            None => ("", "", ""),
-        };
         tracing::info!(
             target: ACCESS_TARGET,
-            request_id = self.request_id.as_str(),
+            request_id = self.request_id,
             method = self.method,
             host = self.host,
             path = self.path,
-            tenant,
-            function,
-            route,
+            tenant = self.tenant,
+            function = self.function,
+            route = self.route,
             status = self.status,
             duration_us = self.duration.as_micros() as u64,
             instantiation_us = self.instantiation.as_micros() as u64,

@@ -186,12 +186,18 @@ impl AtollProxy {
             return;
         }
         let head = session.req_header();
+        let (tenant, function, route) = match endpoint {
+            Some(e) => (e.tenant.name.as_str(), e.function.name.as_str(), &*e.route),
+            None => ("", "", ""),
+        };
         AccessRecord {
-            request_id,
+            request_id: request_id.as_str(),
             method: head.method.as_str(),
             host: request_host(head).unwrap_or_default(),
             path: head.uri.path(),
-            endpoint,
+            tenant,
+            function,
+            route,
             status,
             duration,
             instantiation,
