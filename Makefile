@@ -24,8 +24,9 @@ test: setup tenants
 	$(CARGO) test --workspace --no-fail-fast
 
 bench: setup tenants
-	$(CARGO) bench -p atoll-gateway --bench invoke --bench deploy
+	$(CARGO) bench -p atoll-gateway --bench invoke --bench deploy --bench observe
 	scripts/bench-http.sh
+	scripts/bench-observability.sh
 
 setup:
 	@scripts/setup.sh
