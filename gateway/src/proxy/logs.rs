@@ -39,7 +39,7 @@ pub struct AccessRecord<'a> {
     pub status: u16,
     /// From arrival to the end of the response.
     pub duration: Duration,
-    /// Creating the guest's instance; zero when no guest ran.
+    /// Creating the guest's instance; zero when the response is not the guest's.
     pub instantiation: Duration,
 }
 
