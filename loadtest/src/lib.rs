@@ -1,0 +1,15 @@
+//! `atoll-loadtest`: measures how many requests and tenants one Atoll node holds.
+//!
+//! The pieces every scenario shares, each testable alone:
+//!
+//! - [`latency`]: latencies in an HDR histogram, summarised as p50, p90, p99, p99.9 and max;
+//! - [`pacing`]: when each request should start, closed- or open-loop, and the bounds (time and
+//!   count) every run stops at; open-loop latencies count from the intended start, so a
+//!   stalled server cannot hide its queue (no coordinated omission);
+//! - [`zipf`]: which tenant a request goes to, Zipf-distributed like real edge traffic;
+//! - [`report`]: a run's results as JSON and as a Markdown table.
+
+pub mod latency;
+pub mod pacing;
+pub mod report;
+pub mod zipf;
