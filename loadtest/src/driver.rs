@@ -1,0 +1,265 @@
+//! Drives HTTP load at a server: N connections (HTTP/1.1 keep-alive, one request at a time on
+//! each) or N streams over one h2c connection, paced closed- or open-loop (see [`crate::pacing`]),
+//! each request to a target picked by a [`Picker`], every answer timed into [`Latencies`].
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use bytes::Bytes;
+use http_body_util::{BodyExt as _, Empty};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tokio::net::TcpStream;
+
+use crate::latency::Latencies;
+use crate::pacing::{Bounds, OpenLoop, Pacing, latency};
+use crate::zipf::ZipfPicker;
+
+/// The HTTP version spoken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Protocol {
+    /// HTTP/1.1 with keep-alive, one connection per worker.
+    Http1,
+    /// HTTP/2 without TLS (prior knowledge), one connection carrying a stream per worker.
+    H2c,
+}
+
+/// Where a request goes: its `Host` header and path (with query).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// The `Host` header (and `:authority`).
+    pub host: String,
+    /// The path and query.
+    pub path: String,
+}
+
+/// Picks each request's target.
+#[derive(Debug, Clone)]
+pub enum Picker {
+    /// Always the first target.
+    First,
+    /// Zipf-distributed over the targets, the first the busiest.
+    Zipf(ZipfPicker),
+}
+
+/// One load run.
+#[derive(Debug, Clone)]
+pub struct Load {
+    /// The server.
+    pub addr: SocketAddr,
+    /// The targets requests go to.
+    pub targets: Arc<Vec<Target>>,
+    /// How targets are picked.
+    pub picker: Picker,
+    /// HTTP/1.1 or h2c.
+    pub protocol: Protocol,
+    /// Workers: connections for HTTP/1.1, streams for h2c.
+    pub connections: usize,
+    /// Closed or open loop.
+    pub pacing: Pacing,
+    /// Where the run stops.
+    pub bounds: Bounds,
+}
+
+/// What a run saw.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// Latency of every answer, whatever its status.
+    pub latencies: Latencies,
+    /// 2xx answers.
+    pub ok: u64,
+    /// Other answers, and requests that failed without one.
+    pub errors: u64,
+    /// From the start to the last answer.
+    pub elapsed: Duration,
+    /// The first failure without an answer, to report.
+    pub first_failure: Option<String>,
+}
+
+impl Outcome {
+    fn merge(&mut self, other: Outcome) {
+        self.latencies.merge(&other.latencies);
+        self.ok += other.ok;
+        self.errors += other.errors;
+        if self.first_failure.is_none() {
+            self.first_failure = other.first_failure;
+        }
+    }
+}
+
+/// A request sender: one HTTP/1.1 connection, or a handle on the shared h2c connection.
+enum Sender {
+    Http1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+}
+
+impl Sender {
+    async fn send(&mut self, request: http::Request<Empty<Bytes>>) -> anyhow::Result<u16> {
+        let response = match self {
+            Sender::Http1(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+            Sender::H2(sender) => {
+                sender.ready().await?;
+                sender.send_request(request).await?
+            }
+        };
+        let status = response.status().as_u16();
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+async fn connect(addr: SocketAddr) -> anyhow::Result<TokioIo<TcpStream>> {
+    let stream = TcpStream::connect(addr)
+        .await
+        .with_context(|| format!("connecting to {addr}"))?;
+    stream.set_nodelay(true)?;
+    Ok(TokioIo::new(stream))
+}
+
+async fn http1_sender(addr: SocketAddr) -> anyhow::Result<Sender> {
+    let (sender, connection) = hyper::client::conn::http1::handshake(connect(addr).await?).await?;
+    tokio::spawn(connection);
+    Ok(Sender::Http1(sender))
+}
+
+async fn h2_sender(
+    addr: SocketAddr,
+) -> anyhow::Result<hyper::client::conn::http2::SendRequest<Empty<Bytes>>> {
+    let (sender, connection) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), connect(addr).await?).await?;
+    tokio::spawn(connection);
+    Ok(sender)
+}
+
+/// Runs `load` to its bounds. Must be called within a tokio runtime.
+pub async fn run(load: Load) -> anyhow::Result<Outcome> {
+    anyhow::ensure!(!load.targets.is_empty(), "no targets to send to");
+    anyhow::ensure!(load.connections > 0, "at least one connection");
+    let mut senders = Vec::with_capacity(load.connections);
+    match load.protocol {
+        Protocol::Http1 => {
+            for _ in 0..load.connections {
+                senders.push(http1_sender(load.addr).await?);
+            }
+        }
+        Protocol::H2c => {
+            let shared = h2_sender(load.addr).await?;
+            senders.extend((0..load.connections).map(|_| Sender::H2(shared.clone())));
+        }
+    }
+    let start = Instant::now();
+    let schedule = match load.pacing {
+        Pacing::Open { rate } => Some(Arc::new(OpenLoop::new(start, rate, load.bounds))),
+        Pacing::Closed => None,
+    };
+    let issued = Arc::new(AtomicU64::new(0));
+    let mut workers = tokio::task::JoinSet::new();
+    for (i, sender) in senders.into_iter().enumerate() {
+        let worker = Worker {
+            sender,
+            load: load.clone(),
+            schedule: schedule.clone(),
+            issued: issued.clone(),
+            start,
+            rng: StdRng::seed_from_u64(i as u64),
+        };
+        workers.spawn(worker.run());
+    }
+    let mut outcome = Outcome::default();
+    while let Some(done) = workers.join_next().await {
+        outcome.merge(done.context("a load worker failed")?);
+    }
+    outcome.elapsed = start.elapsed();
+    Ok(outcome)
+}
+
+struct Worker {
+    sender: Sender,
+    load: Load,
+    schedule: Option<Arc<OpenLoop>>,
+    issued: Arc<AtomicU64>,
+    start: Instant,
+    rng: StdRng,
+}
+
+impl Worker {
+    async fn run(mut self) -> Outcome {
+        let mut outcome = Outcome::default();
+        loop {
+            // When the request is due (open loop) or now (closed loop), or the run is over.
+            let due = match &self.schedule {
+                Some(schedule) => match schedule.claim() {
+                    Some(slot) => {
+                        tokio::time::sleep_until(slot.due.into()).await;
+                        slot.due
+                    }
+                    None => break,
+                },
+                None => {
+                    let n = self.issued.fetch_add(1, Ordering::Relaxed);
+                    if self.load.bounds.excludes(n, self.start.elapsed()) {
+                        break;
+                    }
+                    Instant::now()
+                }
+            };
+            let target = match &self.load.picker {
+                Picker::First => &self.load.targets[0],
+                Picker::Zipf(zipf) => &self.load.targets[zipf.pick(&mut self.rng)],
+            };
+            let request = http::Request::get(target.path.as_str())
+                .header(http::header::HOST, target.host.as_str())
+                .body(Empty::new())
+                .expect("a valid request");
+            let request = match self.load.protocol {
+                Protocol::Http1 => request,
+                // h2 takes the authority from the URI.
+                Protocol::H2c => with_authority(request, &target.host),
+            };
+            match self.sender.send(request).await {
+                Ok(status) => {
+                    outcome.latencies.record(latency(due, Instant::now()));
+                    if (200..300).contains(&status) {
+                        outcome.ok += 1;
+                    } else {
+                        outcome.errors += 1;
+                    }
+                }
+                Err(e) => {
+                    outcome.errors += 1;
+                    outcome
+                        .first_failure
+                        .get_or_insert_with(|| format!("{e:#}"));
+                    // A broken connection stays broken: this worker stops.
+                    break;
+                }
+            }
+        }
+        outcome
+    }
+}
+
+fn with_authority(request: http::Request<Empty<Bytes>>, host: &str) -> http::Request<Empty<Bytes>> {
+    let (mut parts, body) = request.into_parts();
+    let path = parts
+        .uri
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    if let Ok(uri) = http::Uri::builder()
+        .scheme("http")
+        .authority(host)
+        .path_and_query(path)
+        .build()
+    {
+        parts.uri = uri;
+    }
+    http::Request::from_parts(parts, body)
+}

@@ -1,0 +1,176 @@
+//! The `atoll-loadtest` command. `run` drives one bounded load at a URL and prints its
+//! latencies as a Markdown table (and JSON with `--json`).
+
+use std::net::ToSocketAddrs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use atoll_loadtest::driver::{self, Load, Picker, Protocol, Target};
+use atoll_loadtest::pacing::{Bounds, Pacing};
+use atoll_loadtest::report::{RunReport, markdown_table};
+use clap::{Parser, Subcommand};
+
+/// Load tester for Atoll: closed- and open-loop HTTP load with HDR latency histograms.
+#[derive(Debug, Parser)]
+#[command(name = "atoll-loadtest", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Drive one bounded load at a URL.
+    Run(RunArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct RunArgs {
+    /// The URL to load, e.g. http://127.0.0.1:8080/hello.
+    url: http::Uri,
+    /// The Host header to send (default: the URL's host and port).
+    #[arg(long)]
+    host: Option<String>,
+    /// Connections (HTTP/1.1) or streams (h2c).
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// How long to send for: `500ms`, `10s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// The most requests to send.
+    #[arg(long, default_value_t = 10_000_000)]
+    requests: u64,
+    /// Open loop at this many requests per second; without it, closed loop.
+    #[arg(long)]
+    rate: Option<f64>,
+    /// HTTP/1.1 keep-alive or h2c.
+    #[arg(long, value_enum, default_value_t = Protocol::Http1)]
+    protocol: Protocol,
+    /// Write the report as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// The run's name in the report.
+    #[arg(long, default_value = "run")]
+    name: String,
+}
+
+/// `500ms`, `10s` or `2m`.
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, ""), |at| text.split_at(at));
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with ms, s or m"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("atoll-loadtest: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: RunArgs) -> anyhow::Result<()> {
+    let authority = args
+        .url
+        .authority()
+        .context("the URL needs a host, e.g. http://127.0.0.1:8080/hello")?;
+    anyhow::ensure!(
+        args.url.scheme_str().unwrap_or("http") == "http",
+        "only http:// URLs (HTTP/1.1 or h2c)"
+    );
+    let addr = (authority.host(), authority.port_u16().unwrap_or(80))
+        .to_socket_addrs()?
+        .next()
+        .with_context(|| format!("{authority} resolves to no address"))?;
+    if let Some(rate) = args.rate {
+        anyhow::ensure!(rate.is_finite() && rate > 0.0, "--rate must be above 0");
+    }
+    let target = Target {
+        host: args.host.clone().unwrap_or_else(|| authority.to_string()),
+        path: args
+            .url
+            .path_and_query()
+            .map_or("/", |p| p.as_str())
+            .to_owned(),
+    };
+    let pacing = match args.rate {
+        Some(rate) => Pacing::Open { rate },
+        None => Pacing::Closed,
+    };
+    let load = Load {
+        addr,
+        targets: Arc::new(vec![target]),
+        picker: Picker::First,
+        protocol: args.protocol,
+        connections: args.connections,
+        pacing,
+        bounds: Bounds {
+            duration: args.duration,
+            max_requests: args.requests,
+        },
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let outcome = runtime.block_on(driver::run(load))?;
+    if let Some(failure) = &outcome.first_failure {
+        eprintln!("atoll-loadtest: some requests failed; the first: {failure}");
+    }
+    let seconds = outcome.elapsed.as_secs_f64();
+    let report = RunReport {
+        name: args.name,
+        pacing: match pacing {
+            Pacing::Open { .. } => "open",
+            Pacing::Closed => "closed",
+        }
+        .to_owned(),
+        connections: args.connections,
+        target_rate: args.rate,
+        seconds,
+        ok: outcome.ok,
+        errors: outcome.errors,
+        requests_per_second: (outcome.ok + outcome.errors) as f64 / seconds.max(1e-9),
+        latency: outcome.latencies.summary(),
+        rss_bytes: None,
+    };
+    print!("{}", markdown_table(std::slice::from_ref(&report)));
+    if let Some(path) = &args.json {
+        std::fs::write(path, report.to_json())
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("fast").is_err());
+    }
+}
