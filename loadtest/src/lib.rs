@@ -2,6 +2,7 @@
 //!
 //! The pieces every scenario shares, each testable alone:
 //!
+//! - [`density`]: N tenants deployed through the admin API, and Zipf traffic across them;
 //! - [`driver`]: the HTTP/1.1 and h2c load itself, over real connections;
 //! - [`latency`]: latencies in an HDR histogram, summarised as p50, p90, p99, p99.9 and max;
 //! - [`pacing`]: when each request should start, closed- or open-loop, and the bounds (time and
@@ -11,6 +12,7 @@
 //! - [`zipf`]: which tenant a request goes to, Zipf-distributed like real edge traffic;
 //! - [`report`]: a run's results as JSON and as a Markdown table.
 
+pub mod density;
 pub mod driver;
 pub mod latency;
 pub mod pacing;

@@ -115,3 +115,51 @@ fn non_2xx_answers_count_as_errors_and_zipf_spreads_over_targets() {
         outcome.errors
     );
 }
+
+#[test]
+fn density_deploys_n_tenants_and_spreads_traffic_over_them() {
+    use atoll_loadtest::density::{self, Admin};
+
+    const TENANTS: usize = 6;
+    let gateway = TestGateway::start("");
+    let admin = Admin::new(&gateway.admin_url(""), &gateway.operator_token());
+    let wasm = bytes::Bytes::from(std::fs::read(atoll_tests::tenant_wasm("hello")).unwrap());
+    let runtime = runtime();
+    let run = runtime.block_on(async {
+        density::deploy_tenants(&admin, TENANTS, &wasm)
+            .await
+            .unwrap();
+        let bounds = Bounds {
+            duration: Duration::from_secs(60),
+            max_requests: 600,
+        };
+        density::drive(
+            &admin,
+            gateway.handle().http_addr(),
+            TENANTS,
+            4,
+            Pacing::Closed,
+            bounds,
+        )
+        .await
+        .unwrap()
+    });
+    assert_eq!(run.outcome.ok, 600, "{:?}", run.outcome.first_failure);
+    assert_eq!(run.outcome.errors, 0);
+    let p99 = run.instantiation_p99.expect("instantiations were recorded");
+    assert!(p99 > 0.0 && p99 < 1.0, "{p99}");
+
+    // Every tenant got some traffic, the first the most.
+    let metrics = gateway.handle().metrics().render();
+    let served = |i: usize| {
+        atoll_tests::metric_value(
+            &metrics,
+            &format!(r#"atoll_requests_total{{code="200",function="hello",tenant="d{i}"}}"#),
+        )
+        .unwrap_or(0.0)
+    };
+    let counts: Vec<f64> = (0..TENANTS).map(served).collect();
+    assert_eq!(counts.iter().sum::<f64>(), 600.0, "{counts:?}");
+    assert!(counts.iter().all(|&c| c > 0.0), "{counts:?}");
+    assert!(counts[0] > counts[TENANTS - 1], "{counts:?}");
+}
