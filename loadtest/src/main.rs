@@ -1,5 +1,6 @@
-//! The `atoll-loadtest` command. `run` drives one bounded load at a URL and prints its
-//! latencies as a Markdown table (and JSON with `--json`).
+//! The `atoll-loadtest` command. `run` drives one bounded load at a URL; `density` deploys N
+//! tenants to a running gateway and drives Zipf traffic across them. Both print a Markdown
+//! table (and JSON with `--json`).
 
 use std::net::ToSocketAddrs;
 use std::path::PathBuf;
@@ -8,8 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
+use atoll_loadtest::density::{self, Admin};
 use atoll_loadtest::driver::{self, Load, Picker, Protocol, Target};
 use atoll_loadtest::pacing::{Bounds, Pacing};
+use atoll_loadtest::probe;
 use atoll_loadtest::report::{RunReport, markdown_table};
 use clap::{Parser, Subcommand};
 
@@ -25,6 +28,40 @@ struct Cli {
 enum Command {
     /// Drive one bounded load at a URL.
     Run(RunArgs),
+    /// Deploy N tenants with their own hosts to a running gateway through its admin API, then
+    /// drive Zipf-distributed traffic across all of them.
+    Density(DensityArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DensityArgs {
+    /// The gateway's admin API.
+    #[arg(long, default_value = "http://127.0.0.1:8081")]
+    admin: String,
+    /// The operator token.
+    #[arg(long, env = "ATOLL_ADMIN_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The gateway's proxy listener.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    proxy: std::net::SocketAddr,
+    /// How many tenants to deploy and load.
+    #[arg(long, default_value_t = 100)]
+    tenants: usize,
+    /// The component each tenant gets.
+    #[arg(long)]
+    wasm: PathBuf,
+    /// Connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// How long to send for: `500ms`, `10s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// The gateway's process id, to report its resident set.
+    #[arg(long)]
+    pid: Option<u32>,
+    /// Write the report as JSON to this file too.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -78,6 +115,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Run(args) => run(args),
+        Command::Density(args) => density(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -152,12 +190,69 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         latency: outcome.latencies.summary(),
         rss_bytes: None,
     };
-    print!("{}", markdown_table(std::slice::from_ref(&report)));
-    if let Some(path) = &args.json {
+    emit(&report, args.json.as_deref())
+}
+
+/// Prints `report` as a table and writes its JSON to `json`, if given.
+fn emit(report: &RunReport, json: Option<&std::path::Path>) -> anyhow::Result<()> {
+    print!("{}", markdown_table(std::slice::from_ref(report)));
+    if let Some(path) = json {
         std::fs::write(path, report.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
     }
     Ok(())
+}
+
+fn density(args: DensityArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(args.tenants > 0, "--tenants must be at least 1");
+    let wasm = bytes::Bytes::from(
+        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?,
+    );
+    let admin = Admin::new(&args.admin, &args.token);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let rss_before = args.pid.map(probe::rss_bytes).transpose()?;
+    let deployed = runtime.block_on(density::deploy_tenants(&admin, args.tenants, &wasm))?;
+    let rss_deployed = args.pid.map(probe::rss_bytes).transpose()?;
+    eprintln!(
+        "atoll-loadtest: {} tenants deployed in {:.1} s",
+        args.tenants,
+        deployed.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (rss_before, rss_deployed) {
+        let growth = after.saturating_sub(before) as f64 / args.tenants as f64 / 1024.0;
+        eprintln!("atoll-loadtest: RSS growth per idle deployed function: {growth:.1} KiB");
+    }
+    let bounds = Bounds {
+        duration: args.duration,
+        max_requests: u64::MAX,
+    };
+    let run = runtime.block_on(density::drive(
+        &admin,
+        args.proxy,
+        args.tenants,
+        args.connections,
+        Pacing::Closed,
+        bounds,
+    ))?;
+    if let Some(p99) = run.instantiation_p99 {
+        eprintln!("atoll-loadtest: instantiation p99 {:.1} µs", p99 * 1e6);
+    }
+    let seconds = run.outcome.elapsed.as_secs_f64();
+    let report = RunReport {
+        name: format!("density n={}", args.tenants),
+        pacing: "closed".to_owned(),
+        connections: args.connections,
+        target_rate: None,
+        seconds,
+        ok: run.outcome.ok,
+        errors: run.outcome.errors,
+        requests_per_second: (run.outcome.ok + run.outcome.errors) as f64 / seconds.max(1e-9),
+        latency: run.outcome.latencies.summary(),
+        rss_bytes: args.pid.map(probe::rss_bytes).transpose()?,
+    };
+    emit(&report, args.json.as_deref())
 }
 
 #[cfg(test)]
