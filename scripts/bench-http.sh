@@ -11,15 +11,6 @@ cd "$(dirname "$0")/.."
 ATOLL_PORT=18080
 BASELINE_PORT=18090
 NGINX_PORT=18100
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 source scripts/lib/bench.sh
 cargo build --release -p atoll-gateway --bin atoll --example pingora_baseline >&2
 

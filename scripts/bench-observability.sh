@@ -13,15 +13,6 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
 ON_PORT=18110
 OFF_PORT=18120
-work=$(mktemp -d)
-pids=()
-cleanup() {
-  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
 source scripts/lib/bench.sh
 cargo build --release -p atoll-gateway --bin atoll >&2
 

@@ -1,6 +1,15 @@
-# Helpers shared by the HTTP benchmark scripts; source it after setting `work` (a scratch
-# directory) and the `pids` array. Servers go on CPU 0, wrk on CPU 1; every wrk run is bounded
-# by DURATION.
+# Helpers shared by the HTTP benchmark scripts, sourced from the repository root: a scratch
+# directory `work` and the `pids` of started servers, both cleaned up on exit. Servers go on
+# CPU 0, wrk on CPU 1; every wrk run is bounded by DURATION.
+
+work=$(mktemp -d)
+pids=()
+cleanup() {
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
 
 DURATION=${DURATION:-10s}
 CONNECTIONS=${CONNECTIONS:-32}
