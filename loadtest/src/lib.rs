@@ -8,6 +8,7 @@
 //! - [`pacing`]: when each request should start, closed- or open-loop, and the bounds (time and
 //!   count) every run stops at; open-loop latencies count from the intended start, so a
 //!   stalled server cannot hide its queue (no coordinated omission);
+//! - [`plot`]: SVG charts of requests/s and p99 by tenant count, and of latency distributions;
 //! - [`probe`]: the gateway's RSS from `/proc` and instantiation quantiles from `/metrics`;
 //! - [`zipf`]: which tenant a request goes to, Zipf-distributed like real edge traffic;
 //! - [`report`]: a run's results as JSON and as a Markdown table.
@@ -16,6 +17,7 @@ pub mod density;
 pub mod driver;
 pub mod latency;
 pub mod pacing;
+pub mod plot;
 pub mod probe;
 pub mod report;
 pub mod zipf;
