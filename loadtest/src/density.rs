@@ -6,6 +6,7 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -122,15 +123,33 @@ pub struct DensityRun {
     pub instantiation_p99: Option<f64>,
 }
 
-/// Zipf traffic (exponent 1) across tenants `d0..d{n-1}` on `proxy`.
-pub async fn drive(
-    admin: &Admin,
-    proxy: SocketAddr,
-    n: usize,
-    connections: usize,
-    pacing: Pacing,
-    bounds: Bounds,
-) -> anyhow::Result<DensityRun> {
+/// How a density run's traffic goes.
+#[derive(Debug, Clone)]
+pub struct Traffic {
+    /// The gateway's proxy listener.
+    pub proxy: SocketAddr,
+    /// Tenants `d0..d{tenants-1}` share it.
+    pub tenants: usize,
+    /// Connections.
+    pub connections: usize,
+    /// Closed or open loop.
+    pub pacing: Pacing,
+    /// Where it stops.
+    pub bounds: Bounds,
+    /// Counts answers as they arrive.
+    pub answered: Arc<AtomicU64>,
+}
+
+/// Zipf traffic (exponent 1) across the tenants.
+pub async fn drive(admin: &Admin, traffic: Traffic) -> anyhow::Result<DensityRun> {
+    let Traffic {
+        proxy,
+        tenants: n,
+        connections,
+        pacing,
+        bounds,
+        answered,
+    } = traffic;
     let targets = (0..n)
         .map(|i| Target {
             host: tenant_host(i),
@@ -145,6 +164,7 @@ pub async fn drive(
         connections,
         pacing,
         bounds,
+        answered,
     })
     .await?;
     let exposition = admin.metrics().await?;

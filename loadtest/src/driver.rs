@@ -63,6 +63,8 @@ pub struct Load {
     pub pacing: Pacing,
     /// Where the run stops.
     pub bounds: Bounds,
+    /// Counts answers as they arrive, for a progress display.
+    pub answered: Arc<AtomicU64>,
 }
 
 /// What a run saw.
@@ -223,7 +225,9 @@ impl Worker {
                 // h2 takes the authority from the URI.
                 Protocol::H2c => with_authority(request, &target.host),
             };
-            match self.sender.send(request).await {
+            let sent = self.sender.send(request).await;
+            self.load.answered.fetch_add(1, Ordering::Relaxed);
+            match sent {
                 Ok(status) => {
                     outcome.latencies.record(latency(due, Instant::now()));
                     if (200..300).contains(&status) {

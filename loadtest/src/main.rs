@@ -6,10 +6,11 @@ use std::net::ToSocketAddrs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
-use atoll_loadtest::density::{self, Admin};
+use atoll_loadtest::density::{self, Admin, Traffic};
 use atoll_loadtest::driver::{self, Load, Picker, Protocol, Target};
 use atoll_loadtest::pacing::{Bounds, Pacing};
 use atoll_loadtest::probe;
@@ -94,6 +95,55 @@ struct RunArgs {
     name: String,
 }
 
+/// A progress bar on stderr for a run of `duration`, with the answers so far; drawn only on a
+/// terminal, cleared when dropped.
+struct Progress {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Progress {
+    fn show(duration: Duration, answered: Arc<AtomicU64>) -> Progress {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let millis = u64::try_from(duration.as_millis()).unwrap_or(u64::MAX);
+            let bar = indicatif::ProgressBar::new(millis);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{bar:40} {elapsed:>4} of {len_s} {msg}")
+                    .expect("a valid template")
+                    .with_key(
+                        "len_s",
+                        move |_: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{}s", millis / 1000);
+                        },
+                    ),
+            );
+            let started = std::time::Instant::now();
+            while !stopped.load(Ordering::Relaxed) {
+                let elapsed = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+                bar.set_position(elapsed.min(millis));
+                bar.set_message(format!("{} answers", answered.load(Ordering::Relaxed)));
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            bar.finish_and_clear();
+        });
+        Progress {
+            stop,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// `500ms`, `10s` or `2m`.
 fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = text
@@ -154,7 +204,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
         Some(rate) => Pacing::Open { rate },
         None => Pacing::Closed,
     };
+    let answered = Arc::new(AtomicU64::new(0));
     let load = Load {
+        answered: answered.clone(),
         addr,
         targets: Arc::new(vec![target]),
         picker: Picker::First,
@@ -169,7 +221,9 @@ fn run(args: RunArgs) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
+    let progress = Progress::show(args.duration, answered);
     let outcome = runtime.block_on(driver::run(load))?;
+    drop(progress);
     if let Some(failure) = &outcome.first_failure {
         eprintln!("atoll-loadtest: some requests failed; the first: {failure}");
     }
@@ -228,14 +282,18 @@ fn density(args: DensityArgs) -> anyhow::Result<()> {
         duration: args.duration,
         max_requests: u64::MAX,
     };
-    let run = runtime.block_on(density::drive(
-        &admin,
-        args.proxy,
-        args.tenants,
-        args.connections,
-        Pacing::Closed,
+    let answered = Arc::new(AtomicU64::new(0));
+    let traffic = Traffic {
+        proxy: args.proxy,
+        tenants: args.tenants,
+        connections: args.connections,
+        pacing: Pacing::Closed,
         bounds,
-    ))?;
+        answered: answered.clone(),
+    };
+    let progress = Progress::show(args.duration, answered);
+    let run = runtime.block_on(density::drive(&admin, traffic))?;
+    drop(progress);
     if let Some(p99) = run.instantiation_p99 {
         eprintln!("atoll-loadtest: instantiation p99 {:.1} µs", p99 * 1e6);
     }

@@ -21,6 +21,7 @@ fn load(gateway: &TestGateway, protocol: Protocol, pacing: Pacing, bounds: Bound
         connections: 4,
         pacing,
         bounds,
+        answered: Default::default(),
     }
 }
 
@@ -133,16 +134,15 @@ fn density_deploys_n_tenants_and_spreads_traffic_over_them() {
             duration: Duration::from_secs(60),
             max_requests: 600,
         };
-        density::drive(
-            &admin,
-            gateway.handle().http_addr(),
-            TENANTS,
-            4,
-            Pacing::Closed,
+        let traffic = density::Traffic {
+            proxy: gateway.handle().http_addr(),
+            tenants: TENANTS,
+            connections: 4,
+            pacing: Pacing::Closed,
             bounds,
-        )
-        .await
-        .unwrap()
+            answered: Default::default(),
+        };
+        density::drive(&admin, traffic).await.unwrap()
     });
     assert_eq!(run.outcome.ok, 600, "{:?}", run.outcome.first_failure);
     assert_eq!(run.outcome.errors, 0);
