@@ -11,6 +11,7 @@
 //! - [`plot`]: SVG charts of requests/s and p99 by tenant count, and of latency distributions;
 //! - [`probe`]: the gateway's RSS from `/proc` and instantiation quantiles from `/metrics`;
 //! - [`zipf`]: which tenant a request goes to, Zipf-distributed like real edge traffic;
+//! - [`spawn`]: an `atoll serve` the load tester starts itself, on ephemeral ports;
 //! - [`report`]: a run's results as JSON and as a Markdown table.
 
 pub mod density;
@@ -20,4 +21,5 @@ pub mod pacing;
 pub mod plot;
 pub mod probe;
 pub mod report;
+pub mod spawn;
 pub mod zipf;

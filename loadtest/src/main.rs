@@ -13,8 +13,10 @@ use anyhow::Context as _;
 use atoll_loadtest::density::{self, Admin, Traffic};
 use atoll_loadtest::driver::{self, Load, Picker, Protocol, Target};
 use atoll_loadtest::pacing::{Bounds, Pacing};
+use atoll_loadtest::plot::{self, DensityPoint};
 use atoll_loadtest::probe;
 use atoll_loadtest::report::{RunReport, markdown_table};
+use atoll_loadtest::spawn::SpawnedGateway;
 use clap::{Parser, Subcommand};
 
 /// Load tester for Atoll: closed- and open-loop HTTP load with HDR latency histograms.
@@ -32,6 +34,44 @@ enum Command {
     /// Deploy N tenants with their own hosts to a running gateway through its admin API, then
     /// drive Zipf-distributed traffic across all of them.
     Density(DensityArgs),
+    /// Run a standard scenario against a gateway this command starts itself.
+    #[command(subcommand)]
+    Scenario(Scenario),
+}
+
+#[derive(Debug, Subcommand)]
+enum Scenario {
+    /// For each tenant count: a fresh gateway, N tenants deployed, Zipf traffic across them.
+    /// Writes density.json, density.svg and latency.svg to --out.
+    Density(DensityScenarioArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct DensityScenarioArgs {
+    /// Tenant counts, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
+    tenants: Vec<usize>,
+    /// The `atoll` binary to start.
+    #[arg(long, default_value = "target/release/atoll")]
+    atoll: PathBuf,
+    /// The component each tenant gets.
+    #[arg(
+        long,
+        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
+    )]
+    wasm: PathBuf,
+    /// Connections.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Load per tenant count: `500ms`, `10s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    duration: Duration,
+    /// Pin the gateway to CPU 0 and this process to CPU 1, so figures are per core.
+    #[arg(long)]
+    pin: bool,
+    /// Where the JSON and the charts go.
+    #[arg(long, default_value = "loadtest-results")]
+    out: PathBuf,
 }
 
 #[derive(Debug, clap::Args)]
@@ -166,6 +206,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Density(args) => density(args),
+        Command::Scenario(Scenario::Density(args)) => density_scenario(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -254,6 +295,97 @@ fn emit(report: &RunReport, json: Option<&std::path::Path>) -> anyhow::Result<()
         std::fs::write(path, report.to_json())
             .with_context(|| format!("writing {}", path.display()))?;
     }
+    Ok(())
+}
+
+fn density_scenario(args: DensityScenarioArgs) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.tenants.iter().all(|&n| n > 0),
+        "tenant counts must be at least 1"
+    );
+    let wasm = bytes::Bytes::from(
+        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?,
+    );
+    if args.pin {
+        pin_self(1)?;
+    }
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let mut reports = Vec::new();
+    let mut points = Vec::new();
+    let mut distributions = Vec::new();
+    for &n in &args.tenants {
+        let gateway = SpawnedGateway::start(&args.atoll, 1, args.pin.then_some(0))?;
+        let admin = Admin::new(&gateway.admin, &gateway.token);
+        let rss_before = probe::rss_bytes(gateway.pid())?;
+        runtime.block_on(density::deploy_tenants(&admin, n, &wasm))?;
+        let rss_deployed = probe::rss_bytes(gateway.pid())?;
+        let per_function = rss_deployed.saturating_sub(rss_before) as f64 / n as f64 / 1024.0;
+        let answered = Arc::new(AtomicU64::new(0));
+        let traffic = Traffic {
+            proxy: gateway.proxy,
+            tenants: n,
+            connections: args.connections,
+            pacing: Pacing::Closed,
+            bounds: Bounds {
+                duration: args.duration,
+                max_requests: u64::MAX,
+            },
+            answered: answered.clone(),
+        };
+        let progress = Progress::show(args.duration, answered);
+        let run = runtime.block_on(density::drive(&admin, traffic))?;
+        drop(progress);
+        let seconds = run.outcome.elapsed.as_secs_f64();
+        let report = RunReport {
+            name: format!("density n={n}"),
+            pacing: "closed".to_owned(),
+            connections: args.connections,
+            target_rate: None,
+            seconds,
+            ok: run.outcome.ok,
+            errors: run.outcome.errors,
+            requests_per_second: (run.outcome.ok + run.outcome.errors) as f64 / seconds.max(1e-9),
+            latency: run.outcome.latencies.summary(),
+            rss_bytes: Some(probe::rss_bytes(gateway.pid())?),
+        };
+        eprintln!(
+            "atoll-loadtest: n={n}: RSS growth per idle deployed function {per_function:.1} KiB, \
+             instantiation p99 {}",
+            run.instantiation_p99
+                .map_or_else(|| "n/a".to_owned(), |s| format!("{:.1} µs", s * 1e6))
+        );
+        points.push(DensityPoint {
+            tenants: n as u64,
+            requests_per_second: report.requests_per_second,
+            p99_ms: report.latency.p99_us as f64 / 1000.0,
+        });
+        distributions.push((report.name.clone(), run.outcome.latencies.distribution(100)));
+        reports.push(report);
+    }
+    print!("{}", markdown_table(&reports));
+    let json = serde_json::to_string_pretty(&reports)?;
+    let write = |name: &str, text: &str| {
+        let path = args.out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+    };
+    write("density.json", &json)?;
+    write("density.svg", &plot::density_chart(&points)?)?;
+    write("latency.svg", &plot::latency_chart(&distributions)?)?;
+    Ok(())
+}
+
+/// Pins this process to `cpu` (Linux), so the load generator and the gateway never share one.
+fn pin_self(cpu: usize) -> anyhow::Result<()> {
+    let status = std::process::Command::new("taskset")
+        .args(["-pc", &cpu.to_string(), &std::process::id().to_string()])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .context("running taskset")?;
+    anyhow::ensure!(status.success(), "taskset could not pin the load tester");
     Ok(())
 }
 
