@@ -149,16 +149,28 @@ fn density_deploys_n_tenants_and_spreads_traffic_over_them() {
     let p99 = run.instantiation_p99.expect("instantiations were recorded");
     assert!(p99 > 0.0 && p99 < 1.0, "{p99}");
 
-    // Every tenant got some traffic, the first the most.
-    let metrics = gateway.handle().metrics().render();
-    let served = |i: usize| {
-        atoll_tests::metric_value(
-            &metrics,
-            &format!(r#"atoll_requests_total{{code="200",function="hello",tenant="d{i}"}}"#),
-        )
-        .unwrap_or(0.0)
+    // Every tenant got some traffic, the first the most. The gateway counts a request just
+    // after its response goes out: wait for the last counts to land.
+    let counts_now = || {
+        let metrics = gateway.handle().metrics().render();
+        (0..TENANTS)
+            .map(|i| {
+                atoll_tests::metric_value(
+                    &metrics,
+                    &format!(
+                        r#"atoll_requests_total{{code="200",function="hello",tenant="d{i}"}}"#
+                    ),
+                )
+                .unwrap_or(0.0)
+            })
+            .collect::<Vec<f64>>()
     };
-    let counts: Vec<f64> = (0..TENANTS).map(served).collect();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut counts = counts_now();
+    while counts.iter().sum::<f64>() < 600.0 && Instant::now() < deadline {
+        std::thread::yield_now();
+        counts = counts_now();
+    }
     assert_eq!(counts.iter().sum::<f64>(), 600.0, "{counts:?}");
     assert!(counts.iter().all(|&c| c > 0.0), "{counts:?}");
     assert!(counts[0] > counts[TENANTS - 1], "{counts:?}");
