@@ -288,7 +288,9 @@ mod tests {
                 let writer = writer.clone();
                 std::thread::spawn(move || {
                     for i in 0..1000 {
-                        writeln!(writer.make_writer(), "thread {t} line {i}").unwrap();
+                        // One write per line, as the fmt layer writes each event.
+                        let line = format!("thread {t} line {i}\n");
+                        writer.make_writer().write_all(line.as_bytes()).unwrap();
                     }
                 })
             })
