@@ -8,10 +8,11 @@
 //! Precedence: the exact host, then wildcards (longest suffix first), then host-less routes;
 //! within each, the longest path. A tier with no matching path falls through to the next.
 //!
-//! Pure and allocation-free on lookup: build a table once with [`RouteTable::builder`], publish
-//! it, and call [`RouteTable::lookup`] per request.
+//! Allocation-free on lookup. The table is persistent (`imbl`'s hash array mapped trie): a
+//! clone shares everything, and [`RouteTable::insert`] or [`RouteTable::remove`] on the clone
+//! copies only the path from the root to the changed host, so publishing a change costs the size
+//! of the change, not of the table, however many tenants it holds.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
 
@@ -260,9 +261,23 @@ impl<T> Default for PathList<T> {
 }
 
 impl<T> PathList<T> {
-    fn sort(&mut self) {
-        self.entries
-            .sort_by_key(|entry| std::cmp::Reverse(entry.0.path.len()));
+    /// Adds `route` before every shorter path; the same path twice is a conflict.
+    fn insert(&mut self, route: Route, value: T) -> Result<(), RouteConflict> {
+        if self.entries.iter().any(|(r, _)| r.path == route.path) {
+            return Err(RouteConflict { route });
+        }
+        let at = self
+            .entries
+            .iter()
+            .position(|(r, _)| r.path.len() < route.path.len())
+            .unwrap_or(self.entries.len());
+        self.entries.insert(at, (route, value));
+        Ok(())
+    }
+
+    fn remove(&mut self, path: &str) -> Option<T> {
+        let at = self.entries.iter().position(|(r, _)| r.path == path)?;
+        Some(self.entries.remove(at).1)
     }
 
     fn lookup(&self, path: &str) -> Option<&T> {
@@ -284,20 +299,20 @@ fn path_matches(prefix: &str, path: &str) -> bool {
     }
 }
 
-/// An immutable route table. Build it with [`RouteTable::builder`].
+/// A route table: cheap to clone, changed one route at a time.
 #[derive(Debug, Clone)]
-pub struct RouteTable<T> {
-    exact: HashMap<String, PathList<T>>,
+pub struct RouteTable<T: Clone> {
+    exact: imbl::HashMap<String, PathList<T>>,
     /// Wildcard suffixes, longest first.
     wildcard: Vec<(String, PathList<T>)>,
     any: PathList<T>,
     len: usize,
 }
 
-impl<T> Default for RouteTable<T> {
+impl<T: Clone> Default for RouteTable<T> {
     fn default() -> Self {
         RouteTable {
-            exact: HashMap::new(),
+            exact: imbl::HashMap::new(),
             wildcard: Vec::new(),
             any: PathList::default(),
             len: 0,
@@ -305,12 +320,72 @@ impl<T> Default for RouteTable<T> {
     }
 }
 
-impl<T> RouteTable<T> {
-    /// A builder for a new table.
-    pub fn builder() -> RouteTableBuilder<T> {
-        RouteTableBuilder {
-            table: RouteTable::default(),
+impl<T: Clone> RouteTable<T> {
+    /// An empty table.
+    pub fn new() -> RouteTable<T> {
+        RouteTable::default()
+    }
+
+    /// Adds `route`; the same canonical route twice is a conflict, and leaves the table as it
+    /// was.
+    pub fn insert(&mut self, route: Route, value: T) -> Result<(), RouteConflict> {
+        match &route.host {
+            HostPattern::Any => self.any.insert(route, value)?,
+            HostPattern::Exact(name) => {
+                let name = name.clone();
+                self.exact.entry(name).or_default().insert(route, value)?;
+            }
+            HostPattern::Wildcard(suffix) => {
+                let at = match self.wildcard.iter().position(|(s, _)| s == suffix) {
+                    Some(at) => at,
+                    None => {
+                        // Longest suffix first, so the most specific wildcard wins.
+                        let at = self
+                            .wildcard
+                            .iter()
+                            .position(|(s, _)| s.len() < suffix.len())
+                            .unwrap_or(self.wildcard.len());
+                        self.wildcard
+                            .insert(at, (suffix.clone(), PathList::default()));
+                        at
+                    }
+                };
+                let inserted = self.wildcard[at].1.insert(route, value);
+                if self.wildcard[at].1.entries.is_empty() {
+                    self.wildcard.remove(at);
+                }
+                inserted?;
+            }
         }
+        self.len += 1;
+        Ok(())
+    }
+
+    /// Removes `route` (exactly as inserted, in canonical form) and returns its value.
+    pub fn remove(&mut self, route: &Route) -> Option<T> {
+        let removed = match &route.host {
+            HostPattern::Any => self.any.remove(&route.path),
+            HostPattern::Exact(name) => {
+                let list = self.exact.get_mut(name)?;
+                let removed = list.remove(&route.path);
+                if list.entries.is_empty() {
+                    self.exact.remove(name);
+                }
+                removed
+            }
+            HostPattern::Wildcard(suffix) => {
+                let at = self.wildcard.iter().position(|(s, _)| s == suffix)?;
+                let removed = self.wildcard[at].1.remove(&route.path);
+                if self.wildcard[at].1.entries.is_empty() {
+                    self.wildcard.remove(at);
+                }
+                removed
+            }
+        };
+        if removed.is_some() {
+            self.len -= 1;
+        }
+        removed
     }
 
     /// The value of the best route for a request's `host` (straight from the `Host` header or
@@ -372,66 +447,18 @@ fn lowercase_host<'b>(host: &str, buffer: &'b mut [u8; MAX_HOST_LEN]) -> Option<
     std::str::from_utf8(out).ok()
 }
 
-/// Collects routes for a [`RouteTable`].
-#[derive(Debug)]
-pub struct RouteTableBuilder<T> {
-    table: RouteTable<T>,
-}
-
-impl<T> RouteTableBuilder<T> {
-    /// Adds `route`; the same canonical route twice is a conflict.
-    pub fn insert(&mut self, route: Route, value: T) -> Result<(), RouteConflict> {
-        let list = match &route.host {
-            HostPattern::Any => &mut self.table.any,
-            HostPattern::Exact(name) => self.table.exact.entry(name.clone()).or_default(),
-            HostPattern::Wildcard(suffix) => {
-                match self.table.wildcard.iter().position(|(s, _)| s == suffix) {
-                    Some(i) => &mut self.table.wildcard[i].1,
-                    None => {
-                        self.table
-                            .wildcard
-                            .push((suffix.clone(), PathList::default()));
-                        &mut self.table.wildcard.last_mut().expect("just pushed").1
-                    }
-                }
-            }
-        };
-        if list.entries.iter().any(|(r, _)| r.path == route.path) {
-            return Err(RouteConflict { route });
-        }
-        list.entries.push((route, value));
-        self.table.len += 1;
-        Ok(())
-    }
-
-    /// The finished table.
-    pub fn build(mut self) -> RouteTable<T> {
-        for list in self.table.exact.values_mut() {
-            list.sort();
-        }
-        for (_, list) in &mut self.table.wildcard {
-            list.sort();
-        }
-        self.table.any.sort();
-        self.table
-            .wildcard
-            .sort_by_key(|entry| std::cmp::Reverse(entry.0.len()));
-        self.table
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn table(routes: &[&str]) -> RouteTable<String> {
-        let mut builder = RouteTable::builder();
+        let mut table = RouteTable::new();
         for route in routes {
-            builder
+            table
                 .insert(Route::parse(route).unwrap(), (*route).to_owned())
                 .unwrap();
         }
-        builder.build()
+        table
     }
 
     fn hit<'t>(table: &'t RouteTable<String>, host: Option<&str>, path: &str) -> Option<&'t str> {
@@ -565,29 +592,46 @@ mod tests {
 
     #[test]
     fn the_same_route_twice_is_a_conflict() {
-        let mut builder = RouteTable::builder();
-        builder.insert(Route::parse("/a").unwrap(), 1).unwrap();
-        let conflict = builder.insert(Route::parse("/a/").unwrap(), 2).unwrap_err();
+        let mut t = RouteTable::new();
+        t.insert(Route::parse("/a").unwrap(), 1).unwrap();
+        let conflict = t.insert(Route::parse("/a/").unwrap(), 2).unwrap_err();
         assert_eq!(conflict.to_string(), "route `/a` is already taken");
-        builder
-            .insert(Route::parse("x.test/a").unwrap(), 3)
-            .unwrap();
-        builder
-            .insert(Route::parse("*.x.test/a").unwrap(), 4)
-            .unwrap();
-        assert!(
-            builder
-                .insert(Route::parse("X.TEST/a").unwrap(), 5)
-                .is_err()
-        );
-        assert!(
-            builder
-                .insert(Route::parse("*.x.test/a/").unwrap(), 6)
-                .is_err()
-        );
-        let t = builder.build();
+        t.insert(Route::parse("x.test/a").unwrap(), 3).unwrap();
+        t.insert(Route::parse("*.x.test/a").unwrap(), 4).unwrap();
+        assert!(t.insert(Route::parse("X.TEST/a").unwrap(), 5).is_err());
+        assert!(t.insert(Route::parse("*.x.test/a/").unwrap(), 6).is_err());
         assert_eq!(t.len(), 3);
         assert_eq!(t.iter().count(), 3);
+        assert_eq!(
+            t.lookup(Some("x.test"), "/a"),
+            Some(&3),
+            "conflicts change nothing"
+        );
+    }
+
+    #[test]
+    fn removing_a_route_uncovers_the_next_best_and_leaves_clones_alone() {
+        let mut before = table(&["x.test/a", "x.test/a/b", "*.test/a/b", "/a"]);
+        let mut after = before.clone();
+        assert_eq!(
+            after
+                .remove(&Route::parse("x.test/a/b").unwrap())
+                .as_deref(),
+            Some("x.test/a/b")
+        );
+        assert_eq!(after.remove(&Route::parse("x.test/a/b").unwrap()), None);
+        assert_eq!(hit(&after, Some("x.test"), "/a/b"), Some("x.test/a"));
+        assert_eq!(hit(&before, Some("x.test"), "/a/b"), Some("x.test/a/b"));
+        after.remove(&Route::parse("x.test/a").unwrap());
+        assert_eq!(hit(&after, Some("x.test"), "/a/b"), Some("*.test/a/b"));
+        after.remove(&Route::parse("*.test/a/b").unwrap());
+        assert_eq!(hit(&after, Some("x.test"), "/a/b"), Some("/a"));
+        assert_eq!((after.len(), before.len()), (1, 4));
+        before
+            .insert(Route::parse("y.test/").unwrap(), "y".into())
+            .unwrap();
+        assert_eq!(hit(&after, Some("y.test"), "/a"), Some("/a"));
+        assert_eq!(hit(&before, Some("y.test"), "/a"), Some("y"));
     }
 
     #[test]

@@ -520,17 +520,42 @@ fn a_corrupt_state_file_stops_the_start_with_a_clear_report() {
         two_tenants(&admin, &operator).await;
     });
     gateway.stop();
-    let state = gateway.data_dir().join("state.json");
-    let text = std::fs::read_to_string(&state).unwrap();
-    std::fs::write(&state, &text[..text.len() / 2]).unwrap();
+    // Four changes so far: two tenants made, a token for each. They are in the journal.
+    let journal = gateway.data_dir().join("state.journal");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(text.lines().count(), 4, "{text}");
+
+    // An edited change with changes after it is corruption: the start stops.
+    std::fs::write(&journal, text.replacen("acme.test", "evil.test", 1)).unwrap();
     let error = gateway.try_start_again().unwrap_err();
     let message = format!("{error:#}");
-    assert!(message.contains("state.json is corrupt"), "{message}");
-    // A temporary file left by a crash is cleaned up, not read.
-    std::fs::write(&state, text).unwrap();
+    assert!(
+        message.contains("state.journal is corrupt") && message.contains("checksum mismatch"),
+        "{message}"
+    );
+
+    // A last change cut short (a crash while appending, never acknowledged) is dropped: the
+    // gateway starts with the three before it, and a temporary file left by a crash is cleaned
+    // up, not read.
+    std::fs::write(&journal, &text[..text.len() - 10]).unwrap();
     std::fs::write(gateway.data_dir().join(".state.json.42.atoll-tmp"), b"torn").unwrap();
     gateway.try_start_again().unwrap();
     assert!(!gateway.data_dir().join(".state.json.42.atoll-tmp").exists());
+    let kept = std::fs::read_to_string(&journal).unwrap();
+    assert_eq!(kept.lines().count(), 3, "the torn line is cut off");
+    let operator = gateway.operator_token();
+    runtime.block_on(async {
+        let admin = Admin::new(&gateway);
+        let (status, body) = admin
+            .call(
+                reqwest::Method::GET,
+                "/v1/tenants/beta",
+                Some(&operator),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

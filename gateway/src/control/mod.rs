@@ -2,16 +2,16 @@
 //! and lands whole or not at all.
 //!
 //! A change is validated, compiled off the request path (a blocking thread), written to the
-//! durable [`store`](crate::store) (component bytes, then the state file), and only then
+//! durable [`store`](crate::store) (component bytes, then the state journal), and only then
 //! published as a new registry [`Snapshot`] in one atomic swap. Requests in flight keep the
 //! snapshot, and so the version, they started with.
 //!
 //! Tenants come from two places: the config file (read-only here: the file wins on restart)
-//! and the admin API (kept in `state.json`). Both are served side by side.
+//! and the admin API (kept in `state.json` and its journal). Both are served side by side.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::sync::Mutex;
@@ -20,12 +20,15 @@ use crate::auth::Caller;
 use crate::config::{Config, check_origin, is_valid_name};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::registry::{Endpoint, Function, Registry, Snapshot, Tenant};
-use crate::routes::{HostPattern, Route, RouteTable};
+use crate::routes::{HostPattern, Route};
 use crate::runtime::{LoadError, Runtime};
-use crate::store::state::{FunctionRecord, RollbackError, State, StateFile, TenantRecord};
-use crate::store::{ArtifactCache, ComponentStore, content_hash};
+use crate::store::state::{Change, FunctionRecord, RollbackError, State, StateStore, TenantRecord};
+use crate::store::{ArtifactCache, ComponentStore};
 
+mod loader;
 mod view;
+
+use self::loader::Loader;
 
 pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec};
 use self::view::{describe, describe_functions};
@@ -67,7 +70,7 @@ fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
 enum Origin {
     /// The config file: read-only through the API.
     Config,
-    /// The admin API: kept in `state.json`.
+    /// The admin API: kept in the state store.
     Api,
 }
 
@@ -87,19 +90,30 @@ struct LiveTenant {
     functions: BTreeMap<String, LiveFunction>,
 }
 
+impl LiveTenant {
+    /// How many of its functions have a route.
+    fn routed_functions(&self) -> usize {
+        self.functions
+            .values()
+            .filter(|f| !f.routes.is_empty())
+            .count()
+    }
+}
+
 /// What writers hold the lock for.
 struct Inner {
     state: State,
+    store: StateStore,
     live: BTreeMap<String, LiveTenant>,
+    /// Functions with at least one route, over all of `live`: `atoll_functions_loaded`.
+    functions_served: usize,
 }
 
 /// The control plane of one gateway.
 pub struct ControlPlane {
     config: Config,
-    runtime: Arc<Runtime>,
-    artifacts: ArtifactCache,
+    loader: Loader,
     components: ComponentStore,
-    state_file: StateFile,
     registry: Arc<Registry>,
     metrics: Metrics,
     inner: Mutex<Inner>,
@@ -129,18 +143,17 @@ impl ControlPlane {
                 "removed a temporary file left by a crash"
             );
         }
-        let state_file = StateFile::new(&config.data_dir);
-        let state = state_file.load()?;
+        let (store, state) = StateStore::open(&config.data_dir)?;
         let plane = ControlPlane {
-            runtime,
-            artifacts,
+            loader: Loader::new(runtime, artifacts, metrics.clone()),
             components,
-            state_file,
             registry,
             metrics,
             inner: Mutex::new(Inner {
                 state: State::default(),
+                store,
                 live: BTreeMap::new(),
+                functions_served: 0,
             }),
             config,
         };
@@ -211,8 +224,9 @@ impl ControlPlane {
         {
             let mut inner = plane.inner.try_lock().expect("nobody else has it yet");
             inner.state = state;
-            inner.live = live;
-            plane.publish(&inner)?;
+            for (name, tenant) in live {
+                plane.serve(&mut inner, &name, Some(tenant))?;
+            }
         }
         Ok(plane)
     }
@@ -250,49 +264,70 @@ impl ControlPlane {
 
     /// Compiles (or loads from the artifact cache) and links `bytes`. Blocking.
     fn compile(&self, name: &str, bytes: &[u8]) -> Result<(Function, Duration), LoadError> {
-        compile_with(&self.runtime, &self.artifacts, &self.metrics, name, bytes)
+        self.loader.load(name, bytes)
     }
 
-    /// Builds the snapshot of `inner.live` and publishes it.
-    fn publish(&self, inner: &Inner) -> Result<(), ControlError> {
-        let mut routes = RouteTable::builder();
-        let mut tenants = BTreeMap::new();
-        for (name, live) in &inner.live {
-            tenants.insert(name.clone(), live.tenant.clone());
+    /// Makes `next` what tenant `name` serves (`None`: nothing), in `inner.live` and in a new
+    /// published snapshot. The snapshot is the current one with only this tenant's routes
+    /// changed (its maps are persistent), so a change costs the same with 10 tenants or 10,000.
+    /// A route conflict leaves everything as it was.
+    fn serve(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        next: Option<LiveTenant>,
+    ) -> Result<(), ControlError> {
+        let mut snapshot = Snapshot::clone(&self.registry.snapshot());
+        let previous = inner.live.get(name);
+        for f in previous.iter().flat_map(|t| t.functions.values()) {
+            for route in &f.routes {
+                snapshot.routes.remove(route);
+            }
+        }
+        snapshot.tenants.remove(name);
+        if let Some(live) = &next {
+            snapshot
+                .tenants
+                .insert(name.to_owned(), live.tenant.clone());
             for f in live.functions.values() {
                 for route in &f.routes {
-                    routes
-                        .insert(
-                            route.clone(),
-                            Endpoint {
-                                tenant: live.tenant.clone(),
-                                function: f.function.clone(),
-                                route: route.to_string().into(),
-                                metrics: f.metrics.clone(),
-                            },
-                        )
+                    let endpoint = Endpoint {
+                        tenant: live.tenant.clone(),
+                        function: f.function.clone(),
+                        route: route.to_string().into(),
+                        metrics: f.metrics.clone(),
+                    };
+                    snapshot
+                        .routes
+                        .insert(route.clone(), endpoint)
                         .map_err(|e| ControlError::Conflict(e.to_string()))?;
                 }
             }
         }
-        let snapshot = Snapshot {
-            tenants,
-            routes: routes.build(),
+        inner.functions_served -= previous.map_or(0, LiveTenant::routed_functions);
+        inner.functions_served += next.as_ref().map_or(0, LiveTenant::routed_functions);
+        match next {
+            Some(live) => inner.live.insert(name.to_owned(), live),
+            None => inner.live.remove(name),
         };
         self.metrics
             .functions_loaded
-            .set(i64::try_from(snapshot.function_count()).unwrap_or(i64::MAX));
+            .set(i64::try_from(inner.functions_served).unwrap_or(i64::MAX));
         self.registry.publish(snapshot);
         Ok(())
     }
 
-    /// Writes `state` durably, then makes it the current state.
-    fn save(&self, inner: &mut Inner, state: State) -> Result<(), ControlError> {
-        self.state_file.save(&state).map_err(|e| {
-            ControlError::Storage(format!("writing {}: {e}", self.state_file.path().display()))
-        })?;
-        inner.state = state;
-        Ok(())
+    /// Makes `change` durable, then applies it to the current state.
+    fn save(&self, inner: &mut Inner, change: Change) -> Result<(), ControlError> {
+        let Inner { state, store, .. } = inner;
+        store.record(state, change).map_err(|e| {
+            ControlError::Storage(format!("writing {}: {e}", store.journal_path().display()))
+        })
+    }
+
+    /// `name`'s stored record, to change and [`save`](Self::save) as a whole.
+    fn record_of(inner: &Inner, name: &str) -> TenantRecord {
+        inner.state.tenants.get(name).cloned().unwrap_or_default()
     }
 
     /// Creates or updates an API tenant.
@@ -320,12 +355,11 @@ impl ControlPlane {
                 "tenant `{name}` is defined in the config file; change it there"
             )));
         }
-        let mut state = inner.state.clone();
-        let record = state.tenants.entry(name.to_owned()).or_default();
+        let mut record = Self::record_of(&inner, name);
         record.hosts = spec.hosts.clone();
         record.limits = spec.limits.clone();
         record.outbound_allow = spec.outbound.allow.clone();
-        let tenant = self.tenant_from_record(name, record)?;
+        let tenant = self.tenant_from_record(name, &record)?;
         if let Some(live) = inner.live.get(name) {
             for (function, f) in &live.functions {
                 for route in &f.routes {
@@ -339,21 +373,27 @@ impl ControlPlane {
                 }
             }
         }
-        self.save(&mut inner, state)?;
+        self.save(
+            &mut inner,
+            Change::PutTenant {
+                name: name.to_owned(),
+                record,
+            },
+        )?;
         let functions = inner
             .live
             .get(name)
             .map(|t| t.functions.clone())
             .unwrap_or_default();
-        inner.live.insert(
-            name.to_owned(),
-            LiveTenant {
+        self.serve(
+            &mut inner,
+            name,
+            Some(LiveTenant {
                 origin: Origin::Api,
                 tenant: Arc::new(tenant),
                 functions,
-            },
-        );
-        self.publish(&inner)?;
+            }),
+        )?;
         Ok(spec)
     }
 
@@ -379,14 +419,18 @@ impl ControlPlane {
     pub async fn delete_tenant(&self, name: &str) -> Result<(), ControlError> {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, name)?;
-        let mut state = inner.state.clone();
-        state.tenants.remove(name);
-        self.save(&mut inner, state)?;
-        if let Some(live) = inner.live.remove(name) {
+        self.save(
+            &mut inner,
+            Change::DeleteTenant {
+                name: name.to_owned(),
+            },
+        )?;
+        if let Some(live) = inner.live.get(name).cloned() {
+            self.serve(&mut inner, name, None)?;
             self.metrics
                 .forget_tenant(name, live.functions.keys().map(String::as_str));
         }
-        self.publish(&inner)
+        Ok(())
     }
 
     /// Whether a tenant of that name is served.
@@ -399,14 +443,15 @@ impl ControlPlane {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, tenant)?;
         let token = crate::auth::new_tenant_token(tenant);
-        let mut state = inner.state.clone();
-        state
-            .tenants
-            .get_mut(tenant)
-            .expect("checked above")
-            .token_hashes
-            .push(crate::auth::token_hash(&token));
-        self.save(&mut inner, state)?;
+        let mut record = Self::record_of(&inner, tenant);
+        record.token_hashes.push(crate::auth::token_hash(&token));
+        self.save(
+            &mut inner,
+            Change::PutTenant {
+                name: tenant.to_owned(),
+                record,
+            },
+        )?;
         Ok(token)
     }
 
@@ -468,19 +513,11 @@ impl ControlPlane {
             self.api_tenant(&inner, tenant)?;
         }
         // Compile outside the lock, on a blocking thread: deploys never stall serving.
-        let (runtime, artifacts, metrics, name) = (
-            self.runtime.clone(),
-            self.artifacts.clone(),
-            self.metrics.clone(),
-            function.to_owned(),
-        );
-        let compiled_bytes = bytes.clone();
-        let (loaded, compile) = tokio::task::spawn_blocking(move || {
-            compile_with(&runtime, &artifacts, &metrics, &name, &compiled_bytes)
-        })
-        .await
-        .map_err(|e| ControlError::Storage(format!("the compile task failed: {e}")))?
-        .map_err(|e| invalid("invalid_component", e.to_string()))?;
+        let (loaded, compile) = self
+            .loader
+            .load_blocking(function, bytes.clone())
+            .await
+            .map_err(|e| invalid("invalid_component", e.to_string()))?;
 
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, tenant)?;
@@ -522,24 +559,29 @@ impl ControlPlane {
         self.components
             .put(&bytes)
             .map_err(|e| ControlError::Storage(format!("storing the component: {e}")))?;
-        let mut state = inner.state.clone();
         let route_texts: Vec<String> = routes.iter().map(Route::to_string).collect();
-        let entry = state.tenants.get_mut(tenant).expect("checked above");
-        let function_record = entry
+        let mut record = Self::record_of(&inner, tenant);
+        let function_record = record
             .functions
             .entry(function.to_owned())
             .or_insert_with(|| FunctionRecord::new(loaded.version.clone(), vec![]));
         function_record.deploy(loaded.version.clone(), self.config.keep_versions);
         function_record.routes = route_texts.clone();
         let versions = function_record.versions.clone();
-        self.save(&mut inner, state)?;
+        self.save(
+            &mut inner,
+            Change::PutTenant {
+                name: tenant.to_owned(),
+                record,
+            },
+        )?;
 
         let version = loaded.version.clone();
         let live_function = self.live_function(tenant, loaded, routes);
-        if let Some(live) = inner.live.get_mut(tenant) {
+        if let Some(mut live) = inner.live.get(tenant).cloned() {
             live.functions.insert(function.to_owned(), live_function);
+            self.serve(&mut inner, tenant, Some(live))?;
         }
-        self.publish(&inner)?;
         Ok(Deployed {
             version,
             versions,
@@ -593,25 +635,17 @@ impl ControlPlane {
             .components
             .get(&target)
             .map_err(|e| ControlError::Storage(e.to_string()))?;
-        let (runtime, artifacts, metrics, name) = (
-            self.runtime.clone(),
-            self.artifacts.clone(),
-            self.metrics.clone(),
-            function.to_owned(),
-        );
-        let (loaded, _) = tokio::task::spawn_blocking(move || {
-            compile_with(&runtime, &artifacts, &metrics, &name, &bytes)
-        })
-        .await
-        .map_err(|e| ControlError::Storage(format!("the compile task failed: {e}")))?
-        .map_err(|e| ControlError::Storage(e.to_string()))?;
+        let (loaded, _) = self
+            .loader
+            .load_blocking(function, bytes.into())
+            .await
+            .map_err(|e| ControlError::Storage(e.to_string()))?;
 
         let mut inner = self.inner.lock().await;
-        let mut state = inner.state.clone();
-        let f = state
-            .tenants
-            .get_mut(tenant)
-            .and_then(|t| t.functions.get_mut(function))
+        let mut record = Self::record_of(&inner, tenant);
+        let f = record
+            .functions
+            .get_mut(function)
             .ok_or_else(|| not_found_function(tenant, function))?;
         f.rollback(Some(&target))
             .map_err(|e| ControlError::Conflict(e.to_string()))?;
@@ -620,10 +654,17 @@ impl ControlPlane {
             versions: f.versions.clone(),
             routes: f.routes.clone(),
         };
-        self.save(&mut inner, state)?;
-        let live = inner
+        self.save(
+            &mut inner,
+            Change::PutTenant {
+                name: tenant.to_owned(),
+                record,
+            },
+        )?;
+        let mut live = inner
             .live
-            .get_mut(tenant)
+            .get(tenant)
+            .cloned()
             .ok_or_else(|| not_found_tenant(tenant))?;
         if let Some(current) = live.functions.get(function).cloned() {
             live.functions.insert(
@@ -633,8 +674,8 @@ impl ControlPlane {
                     ..current
                 },
             );
+            self.serve(&mut inner, tenant, Some(live))?;
         }
-        self.publish(&inner)?;
         Ok(view)
     }
 
@@ -645,69 +686,27 @@ impl ControlPlane {
         if !record.functions.contains_key(function) {
             return Err(not_found_function(tenant, function));
         }
-        let mut state = inner.state.clone();
-        state
-            .tenants
-            .get_mut(tenant)
-            .expect("checked")
-            .functions
-            .remove(function);
-        self.save(&mut inner, state)?;
-        if let Some(live) = inner.live.get_mut(tenant) {
+        let mut record = Self::record_of(&inner, tenant);
+        record.functions.remove(function);
+        self.save(
+            &mut inner,
+            Change::PutTenant {
+                name: tenant.to_owned(),
+                record,
+            },
+        )?;
+        if let Some(mut live) = inner.live.get(tenant).cloned() {
             live.functions.remove(function);
+            self.serve(&mut inner, tenant, Some(live))?;
         }
         self.metrics.forget_function(tenant, function);
-        self.publish(&inner)
+        Ok(())
     }
 
     /// The largest upload accepted.
     pub fn max_upload(&self) -> u64 {
         self.config.max_upload.0
     }
-}
-
-/// Compiles (or loads from the artifact cache) and links `bytes` as function `name`; returns
-/// it with the compile time (zero when the artifact was cached) and counts where the code came
-/// from in `atoll_artifacts_total`. Blocking.
-fn compile_with(
-    runtime: &Runtime,
-    artifacts: &ArtifactCache,
-    metrics: &Metrics,
-    name: &str,
-    bytes: &[u8],
-) -> Result<(Function, Duration), LoadError> {
-    let started = Instant::now();
-    let version = content_hash(bytes);
-    let (component, source) = artifacts
-        .load_or_compile(runtime, &version, bytes)
-        .map_err(|e| match e.downcast::<LoadError>() {
-            Ok(load) => load,
-            Err(other) => LoadError::Compile(format!("{other:#}")),
-        })?;
-    let image = runtime.prepare(&component)?;
-    metrics
-        .artifacts
-        .with_label_values(&[source.as_str()])
-        .inc();
-    tracing::info!(
-        function = name,
-        version = version.as_str(),
-        artifact = source.as_str(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1e3,
-        "function loaded"
-    );
-    let compile = match source {
-        crate::store::ArtifactSource::Cached => Duration::ZERO,
-        _ => started.elapsed(),
-    };
-    Ok((
-        Function {
-            name: name.to_owned(),
-            version,
-            image,
-        },
-        compile,
-    ))
 }
 
 fn check_name(what: &str, name: &str) -> Result<(), ControlError> {

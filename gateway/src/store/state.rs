@@ -1,13 +1,27 @@
 //! The deployment state — tenants made through the admin API, their functions with their
-//! versions and routes, and the hashes of their tokens — in one file, `state.json`, written
-//! crash-safely and checksummed, so a torn or corrupt file is detected and reported, never
-//! served.
+//! versions and routes, and the hashes of their tokens — kept crash-safely and checksummed, so
+//! a torn or corrupt file is detected and reported, never served.
 //!
-//! The file is an envelope `{"format": 1, "sha256": "<hex>", "state": {…}}` where `sha256` is
-//! the hash of the serialized `state`. Component bytes live beside it in
-//! [`ComponentStore`](super::ComponentStore), referenced by version.
+//! Two files hold it, so that a change costs the size of the change, not of the whole state:
+//!
+//! - `state.json`, the checkpoint: an envelope `{"format": 1, "sha256": "<hex>", "state": {…}}`
+//!   where `sha256` is the hash of the serialized `state`, replaced whole by [`write_atomic`].
+//! - `state.journal`, the changes since: one line per [`Change`], `<sha256 of the JSON> <JSON>`,
+//!   appended and fsynced before the change is acknowledged. Once it holds more changes than
+//!   the state has tenants (and at least [`MIN_JOURNAL`]), a new checkpoint is written and the
+//!   journal emptied, so each change is amortized constant work however many tenants there are.
+//!
+//! Loading reads the checkpoint and replays the journal. Replaying is idempotent (a change sets
+//! a tenant's record or removes it), so a crash between a checkpoint and emptying the journal
+//! loses nothing. A damaged *last* line is a write the crash cut short, never acknowledged: it is
+//! dropped with a warning. A damaged line with good lines after it is corruption: loading stops.
+//!
+//! Component bytes live beside them in [`ComponentStore`](super::ComponentStore), referenced by
+//! version.
 
 use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -122,6 +136,39 @@ impl FunctionRecord {
     }
 }
 
+/// One change to the state, as the journal keeps it: a tenant's whole record replaced, or the
+/// tenant removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum Change {
+    /// Tenant `name` is now `record` (created or replaced).
+    PutTenant {
+        /// The tenant.
+        name: String,
+        /// Its record after the change.
+        record: TenantRecord,
+    },
+    /// Tenant `name` and everything it had is gone.
+    DeleteTenant {
+        /// The tenant.
+        name: String,
+    },
+}
+
+impl State {
+    /// Applies `change`; applying the same change twice is the same as once.
+    pub fn apply(&mut self, change: Change) {
+        match change {
+            Change::PutTenant { name, record } => {
+                self.tenants.insert(name, record);
+            }
+            Change::DeleteTenant { name } => {
+                self.tenants.remove(&name);
+            }
+        }
+    }
+}
+
 /// Why the state could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
@@ -152,61 +199,104 @@ struct Envelope {
     state: serde_json::Value,
 }
 
-/// The state file of one data directory.
-#[derive(Debug, Clone)]
-pub struct StateFile {
-    path: PathBuf,
+/// The journal's file name under `data_dir`.
+pub const JOURNAL_FILE: &str = "state.journal";
+/// The fewest changes the journal holds before a checkpoint may replace them.
+pub const MIN_JOURNAL: usize = 256;
+
+/// The durable state of one data directory: the checkpoint and the journal. Not shared: the
+/// control plane holds it under its writers' lock.
+#[derive(Debug)]
+pub struct StateStore {
+    checkpoint: PathBuf,
+    journal_path: PathBuf,
+    journal: File,
+    /// Changes in the journal since the checkpoint.
+    journaled: usize,
 }
 
-impl StateFile {
-    /// The state file under `data_dir`.
-    pub fn new(data_dir: &Path) -> StateFile {
-        StateFile {
-            path: data_dir.join(STATE_FILE),
-        }
-    }
-
-    /// The file's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Loads the state; a missing file is the empty state.
-    pub fn load(&self) -> Result<State, StateError> {
-        let bytes = match std::fs::read(&self.path) {
-            Ok(bytes) => bytes,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
-            Err(source) => {
-                return Err(StateError::Io {
-                    path: self.path.clone(),
-                    source,
-                });
-            }
+impl StateStore {
+    /// Opens the store under `data_dir` (creating it when missing) and loads the state: the
+    /// checkpoint, then every change journaled since. A torn last change is cut off (and
+    /// reported in the log).
+    pub fn open(data_dir: &Path) -> Result<(StateStore, State), StateError> {
+        let checkpoint = data_dir.join(STATE_FILE);
+        let journal_path = data_dir.join(JOURNAL_FILE);
+        let mut state = load_checkpoint(&checkpoint)?;
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| StateError::Io { path, source }
         };
-        let corrupt = |why: String| StateError::Corrupt {
-            path: self.path.clone(),
+        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
+        let mut journal = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(&journal_path)
+            .map_err(io(&journal_path))?;
+        let mut bytes = Vec::new();
+        journal.read_to_end(&mut bytes).map_err(io(&journal_path))?;
+        let replay = replay_journal(&bytes).map_err(|why| StateError::Corrupt {
+            path: journal_path.clone(),
             why,
-        };
-        let envelope: Envelope = serde_json::from_slice(&bytes)
-            .map_err(|e| corrupt(format!("not a state envelope: {e}")))?;
-        if envelope.format != FORMAT {
-            return Err(corrupt(format!(
-                "format {} is not the format {FORMAT} this build reads",
-                envelope.format
-            )));
+        })?;
+        if let Some(torn) = &replay.torn {
+            tracing::warn!(
+                file = %journal_path.display(),
+                offset = replay.valid_len,
+                why = torn.as_str(),
+                "dropping the journal's last change, cut short by a crash before it was acknowledged"
+            );
+            journal
+                .set_len(replay.valid_len as u64)
+                .and_then(|()| journal.sync_all())
+                .map_err(io(&journal_path))?;
         }
-        let actual = checksum(&envelope.state);
-        if actual != envelope.sha256 {
-            return Err(corrupt(format!(
-                "checksum mismatch: {actual} instead of {}",
-                envelope.sha256
-            )));
+        let journaled = replay.changes.len();
+        for change in replay.changes {
+            state.apply(change);
         }
-        serde_json::from_value(envelope.state).map_err(|e| corrupt(format!("invalid state: {e}")))
+        Ok((
+            StateStore {
+                checkpoint,
+                journal_path,
+                journal,
+                journaled,
+            },
+            state,
+        ))
     }
 
-    /// Writes `state` crash-safely.
-    pub fn save(&self, state: &State) -> std::io::Result<()> {
+    /// The checkpoint's path.
+    pub fn path(&self) -> &Path {
+        &self.checkpoint
+    }
+
+    /// Makes `change` durable, then applies it to `state` (which must be the state this store
+    /// loaded, with every change since recorded here). When the journal has grown past the
+    /// state's size, writes a new checkpoint and empties the journal; that failing is only
+    /// logged, since the change itself is already durable.
+    pub fn record(&mut self, state: &mut State, change: Change) -> std::io::Result<()> {
+        let json = serde_json::to_string(&change).map_err(std::io::Error::other)?;
+        let line = format!("{} {json}\n", hex::encode(Sha256::digest(json.as_bytes())));
+        self.journal.write_all(line.as_bytes())?;
+        self.journal.sync_data()?;
+        self.journaled += 1;
+        state.apply(change);
+        if self.journaled >= MIN_JOURNAL.max(state.tenants.len())
+            && let Err(error) = self.checkpoint(state)
+        {
+            tracing::warn!(
+                file = %self.checkpoint.display(),
+                %error,
+                "could not write a state checkpoint; the journal keeps every change and grows until one succeeds"
+            );
+        }
+        Ok(())
+    }
+
+    /// Writes all of `state` as the checkpoint and empties the journal.
+    pub fn checkpoint(&mut self, state: &State) -> std::io::Result<()> {
         let value = serde_json::to_value(state).map_err(std::io::Error::other)?;
         let envelope = Envelope {
             format: FORMAT,
@@ -214,8 +304,118 @@ impl StateFile {
             state: value,
         };
         let bytes = serde_json::to_vec_pretty(&envelope).map_err(std::io::Error::other)?;
-        write_atomic(&self.path, &bytes)
+        write_atomic(&self.checkpoint, &bytes)?;
+        // A crash here replays changes the checkpoint already holds: harmless.
+        self.journal.set_len(0)?;
+        self.journal.sync_all()?;
+        self.journaled = 0;
+        Ok(())
     }
+
+    /// Changes journaled since the last checkpoint.
+    pub fn journaled(&self) -> usize {
+        self.journaled
+    }
+
+    /// The journal's path.
+    pub fn journal_path(&self) -> &Path {
+        &self.journal_path
+    }
+}
+
+fn load_checkpoint(path: &Path) -> Result<State, StateError> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(State::default()),
+        Err(source) => {
+            return Err(StateError::Io {
+                path: path.to_owned(),
+                source,
+            });
+        }
+    };
+    let corrupt = |why: String| StateError::Corrupt {
+        path: path.to_owned(),
+        why,
+    };
+    let envelope: Envelope = serde_json::from_slice(&bytes)
+        .map_err(|e| corrupt(format!("not a state envelope: {e}")))?;
+    if envelope.format != FORMAT {
+        return Err(corrupt(format!(
+            "format {} is not the format {FORMAT} this build reads",
+            envelope.format
+        )));
+    }
+    let actual = checksum(&envelope.state);
+    if actual != envelope.sha256 {
+        return Err(corrupt(format!(
+            "checksum mismatch: {actual} instead of {}",
+            envelope.sha256
+        )));
+    }
+    serde_json::from_value(envelope.state).map_err(|e| corrupt(format!("invalid state: {e}")))
+}
+
+/// What a journal's bytes hold.
+#[derive(Debug)]
+struct Replay {
+    changes: Vec<Change>,
+    /// The length of the good prefix.
+    valid_len: usize,
+    /// Why the last line was dropped, when it was.
+    torn: Option<String>,
+}
+
+/// Parses the journal: every line must be good but the last, which a crash may have cut short.
+fn replay_journal(bytes: &[u8]) -> Result<Replay, String> {
+    let mut changes = Vec::new();
+    let mut offset = 0;
+    while offset < bytes.len() {
+        let rest = &bytes[offset..];
+        let (line, next) = match rest.iter().position(|&b| b == b'\n') {
+            Some(end) => (&rest[..end], offset + end + 1),
+            None => (rest, bytes.len()),
+        };
+        let parsed = if next == bytes.len() && !rest.ends_with(b"\n") {
+            Err("no end of line".to_owned())
+        } else {
+            parse_line(line)
+        };
+        match parsed {
+            Ok(change) => changes.push(change),
+            Err(why) if next == bytes.len() => {
+                return Ok(Replay {
+                    changes,
+                    valid_len: offset,
+                    torn: Some(why),
+                });
+            }
+            Err(why) => {
+                return Err(format!(
+                    "change {} (byte {offset}) is damaged and others follow it: {why}",
+                    changes.len() + 1
+                ));
+            }
+        }
+        offset = next;
+    }
+    Ok(Replay {
+        changes,
+        valid_len: bytes.len(),
+        torn: None,
+    })
+}
+
+fn parse_line(line: &[u8]) -> Result<Change, String> {
+    let line = std::str::from_utf8(line).map_err(|_| "not UTF-8".to_owned())?;
+    let (sha256, json) = line
+        .split_once(' ')
+        .ok_or_else(|| "no checksum".to_owned())?;
+    let actual = hex::encode(Sha256::digest(json.as_bytes()));
+    if actual != sha256 {
+        return Err(format!("checksum mismatch: {actual} instead of {sha256}"));
+    }
+    serde_json::from_str(json).map_err(|e| format!("invalid change: {e}"))
 }
 
 fn checksum(state: &serde_json::Value) -> String {
@@ -227,6 +427,7 @@ fn checksum(state: &serde_json::Value) -> String {
 mod tests {
     use super::*;
     use crate::config::ByteSize;
+    use std::fs;
 
     fn sample() -> State {
         let mut functions = BTreeMap::new();
@@ -252,42 +453,157 @@ mod tests {
         State { tenants }
     }
 
-    #[test]
-    fn saves_and_loads_exactly() {
-        let dir = tempfile::tempdir().unwrap();
-        let file = StateFile::new(dir.path());
-        assert_eq!(
-            file.load().unwrap(),
-            State::default(),
-            "no file is the empty state"
-        );
-        file.save(&sample()).unwrap();
-        assert_eq!(file.load().unwrap(), sample());
-        let text = std::fs::read_to_string(file.path()).unwrap();
-        assert!(text.contains("\"memory\": \"32MiB\""), "{text}");
-        assert!(text.contains("\"cpu_time\": \"20ms\""), "{text}");
+    fn put(name: &str, record: TenantRecord) -> Change {
+        Change::PutTenant {
+            name: name.to_owned(),
+            record,
+        }
+    }
+
+    fn reopen(dir: &Path) -> State {
+        StateStore::open(dir).unwrap().1
     }
 
     #[test]
-    fn a_truncated_or_edited_file_is_corrupt() {
+    fn an_empty_directory_is_the_empty_state() {
         let dir = tempfile::tempdir().unwrap();
-        let file = StateFile::new(dir.path());
-        file.save(&sample()).unwrap();
-        let text = std::fs::read_to_string(file.path()).unwrap();
+        assert_eq!(reopen(dir.path()), State::default());
+    }
 
-        std::fs::write(file.path(), &text[..text.len() / 2]).unwrap();
-        let error = file.load().unwrap_err().to_string();
+    #[test]
+    fn changes_survive_a_restart_through_the_journal_and_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        let acme = sample().tenants.remove("acme").unwrap();
+        store.record(&mut state, put("acme", acme.clone())).unwrap();
+        store
+            .record(&mut state, put("gone", TenantRecord::default()))
+            .unwrap();
+        store
+            .record(
+                &mut state,
+                Change::DeleteTenant {
+                    name: "gone".into(),
+                },
+            )
+            .unwrap();
+        assert_eq!(state, sample());
+        assert_eq!(store.journaled(), 3);
+        assert!(
+            !dir.path().join(STATE_FILE).exists(),
+            "small changes are only journaled"
+        );
+        assert_eq!(reopen(dir.path()), sample(), "replayed from the journal");
+
+        store.checkpoint(&state).unwrap();
+        assert_eq!(store.journaled(), 0);
+        assert_eq!(fs::metadata(store.journal_path()).unwrap().len(), 0);
+        let text = fs::read_to_string(store.path()).unwrap();
+        assert!(text.contains("\"memory\": \"32MiB\""), "{text}");
+        assert!(text.contains("\"cpu_time\": \"20ms\""), "{text}");
+        assert_eq!(reopen(dir.path()), sample(), "read from the checkpoint");
+    }
+
+    #[test]
+    fn the_journal_is_folded_into_a_checkpoint_once_it_outgrows_the_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        for i in 0..MIN_JOURNAL {
+            store
+                .record(
+                    &mut state,
+                    put(&format!("t{}", i % 10), TenantRecord::default()),
+                )
+                .unwrap();
+        }
+        assert_eq!(store.journaled(), 0, "a checkpoint replaced the journal");
+        assert_eq!(state.tenants.len(), 10);
+        assert_eq!(reopen(dir.path()), state);
+        // A crash after the checkpoint but before the journal was emptied replays changes the
+        // checkpoint already holds: nothing changes.
+        let line = {
+            let json = serde_json::to_string(&put("t3", TenantRecord::default())).unwrap();
+            format!("{} {json}\n", hex::encode(Sha256::digest(json.as_bytes())))
+        };
+        fs::write(store.journal_path(), line).unwrap();
+        assert_eq!(reopen(dir.path()), state);
+    }
+
+    #[test]
+    fn a_change_cut_short_by_a_crash_is_dropped_and_the_rest_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        store
+            .record(&mut state, put("kept", TenantRecord::default()))
+            .unwrap();
+        store
+            .record(&mut state, put("torn", TenantRecord::default()))
+            .unwrap();
+        let journal = fs::read(store.journal_path()).unwrap();
+        let first_line = journal.iter().position(|&b| b == b'\n').unwrap() + 1;
+        drop(store);
+        fs::write(dir.path().join(JOURNAL_FILE), &journal[..journal.len() - 7]).unwrap();
+
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        assert_eq!(state.tenants.keys().collect::<Vec<_>>(), ["kept"]);
+        assert_eq!(
+            fs::metadata(dir.path().join(JOURNAL_FILE)).unwrap().len() as usize,
+            first_line,
+            "the torn tail is cut off, so later changes follow a good line"
+        );
+        store
+            .record(&mut state, put("after", TenantRecord::default()))
+            .unwrap();
+        assert_eq!(
+            reopen(dir.path()).tenants.keys().collect::<Vec<_>>(),
+            ["after", "kept"]
+        );
+    }
+
+    #[test]
+    fn a_damaged_change_with_changes_after_it_is_corruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        for name in ["one", "two"] {
+            store
+                .record(&mut state, put(name, TenantRecord::default()))
+                .unwrap();
+        }
+        let text = fs::read_to_string(store.journal_path()).unwrap();
+        fs::write(
+            store.journal_path(),
+            text.replacen("\"one\"", "\"evil\"", 1),
+        )
+        .unwrap();
+        let error = StateStore::open(dir.path()).unwrap_err().to_string();
+        assert!(
+            error.contains("state.journal is corrupt")
+                && error.contains("change 1")
+                && error.contains("checksum mismatch"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_truncated_or_edited_checkpoint_is_corrupt() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, _) = StateStore::open(dir.path()).unwrap();
+        store.checkpoint(&sample()).unwrap();
+        let text = fs::read_to_string(store.path()).unwrap();
+
+        fs::write(store.path(), &text[..text.len() / 2]).unwrap();
+        let error = StateStore::open(dir.path()).unwrap_err().to_string();
         assert!(
             error.contains("is corrupt") && error.contains("not a state envelope"),
             "{error}"
         );
 
-        std::fs::write(
-            file.path(),
+        fs::write(
+            store.path(),
             text.replace("acme.test/hello", "evil.test/hello"),
         )
         .unwrap();
-        let error = file.load().unwrap_err().to_string();
+        let error = StateStore::open(dir.path()).unwrap_err().to_string();
         assert!(error.contains("checksum mismatch"), "{error}");
     }
 
