@@ -9,105 +9,49 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use bytes::Bytes;
 
+use crate::admin::Admin;
 use crate::driver::{self, Load, Outcome, Picker, Protocol, Target};
 use crate::pacing::{Bounds, Pacing};
 use crate::probe::histogram_quantile;
 use crate::zipf::ZipfPicker;
-
-/// The gateway's admin API, as the operator.
-#[derive(Debug, Clone)]
-pub struct Admin {
-    base: String,
-    token: String,
-    client: reqwest::Client,
-}
-
-impl Admin {
-    /// The admin API at `base` (`http://127.0.0.1:8081`) with the operator `token`.
-    pub fn new(base: &str, token: &str) -> Admin {
-        Admin {
-            base: base.trim_end_matches('/').to_owned(),
-            token: token.to_owned(),
-            client: reqwest::Client::new(),
-        }
-    }
-
-    async fn check(response: reqwest::Response, what: &str) -> anyhow::Result<()> {
-        let status = response.status();
-        if status.is_success() {
-            return Ok(());
-        }
-        let body = response.text().await.unwrap_or_default();
-        anyhow::bail!("{what}: {status}: {body}")
-    }
-
-    /// Creates or updates tenant `name` routing `hosts`.
-    pub async fn put_tenant(&self, name: &str, hosts: &[String]) -> anyhow::Result<()> {
-        let response = self
-            .client
-            .put(format!("{}/v1/tenants/{name}", self.base))
-            .bearer_auth(&self.token)
-            .json(&serde_json::json!({ "hosts": hosts }))
-            .send()
-            .await
-            .with_context(|| format!("reaching the admin API at {}", self.base))?;
-        Self::check(response, &format!("creating tenant {name}")).await
-    }
-
-    /// Deploys `wasm` as `tenant`'s `function` on `route`.
-    pub async fn deploy(
-        &self,
-        tenant: &str,
-        function: &str,
-        route: &str,
-        wasm: Bytes,
-    ) -> anyhow::Result<()> {
-        let response = self
-            .client
-            .put(format!(
-                "{}/v1/tenants/{tenant}/functions/{function}",
-                self.base
-            ))
-            .query(&[("route", route)])
-            .bearer_auth(&self.token)
-            .header(http::header::CONTENT_TYPE, "application/wasm")
-            .body(wasm)
-            .send()
-            .await
-            .with_context(|| format!("reaching the admin API at {}", self.base))?;
-        Self::check(response, &format!("deploying {tenant}/{function}")).await
-    }
-
-    /// The Prometheus exposition on `/metrics`.
-    pub async fn metrics(&self) -> anyhow::Result<String> {
-        Ok(self
-            .client
-            .get(format!("{}/metrics", self.base))
-            .send()
-            .await?
-            .error_for_status()?
-            .text()
-            .await?)
-    }
-}
 
 /// The host of density tenant `i`.
 pub fn tenant_host(i: usize) -> String {
     format!("d{i}.density.test")
 }
 
-/// Creates tenants `d0` to `d{n-1}` and deploys `wasm` to each; returns how long it took.
-pub async fn deploy_tenants(admin: &Admin, n: usize, wasm: &Bytes) -> anyhow::Result<Duration> {
+/// What the density tenants deploy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Components {
+    /// Every tenant the same bytes, as when many tenants deploy one template.
+    Shared,
+    /// Each tenant its own build (the same code with its own custom section, so its own
+    /// hash): every deploy compiles, and nothing can be shared between tenants.
+    Distinct,
+}
+
+/// Creates tenants `d0` to `d{n-1}` and deploys `wasm` (or a variant of it per tenant) to
+/// each; returns how long it took.
+pub async fn deploy_tenants(
+    admin: &Admin,
+    n: usize,
+    wasm: &Bytes,
+    components: Components,
+) -> anyhow::Result<Duration> {
     let started = Instant::now();
     for i in 0..n {
         let host = tenant_host(i);
         let name = format!("d{i}");
         admin.put_tenant(&name, std::slice::from_ref(&host)).await?;
+        let bytes = match components {
+            Components::Shared => wasm.clone(),
+            Components::Distinct => crate::scenario::variant(wasm, i as u64).into(),
+        };
         admin
-            .deploy(&name, "hello", &format!("{host}/"), wasm.clone())
+            .deploy(&name, "hello", &format!("{host}/"), bytes)
             .await?;
     }
     Ok(started.elapsed())

@@ -100,6 +100,14 @@ enum Sender {
 }
 
 impl Sender {
+    /// Whether the server closed the connection (after `Connection: close`, or idle).
+    fn is_closed(&self) -> bool {
+        match self {
+            Sender::Http1(sender) => sender.is_closed(),
+            Sender::H2(sender) => sender.is_closed(),
+        }
+    }
+
     async fn send(&mut self, request: http::Request<Empty<Bytes>>) -> anyhow::Result<u16> {
         let response = match self {
             Sender::Http1(sender) => {
@@ -225,6 +233,20 @@ impl Worker {
                 // h2 takes the authority from the URI.
                 Protocol::H2c => with_authority(request, &target.host),
             };
+            // A server may close a keep-alive connection between requests (nginx after
+            // `keepalive_requests`): open a new one, as a browser or wrk would.
+            if self.sender.is_closed() && self.load.protocol == Protocol::Http1 {
+                match http1_sender(self.load.addr).await {
+                    Ok(sender) => self.sender = sender,
+                    Err(e) => {
+                        outcome.errors += 1;
+                        outcome
+                            .first_failure
+                            .get_or_insert_with(|| format!("reconnecting: {e:#}"));
+                        break;
+                    }
+                }
+            }
             let sent = self.sender.send(request).await;
             self.load.answered.fetch_add(1, Ordering::Relaxed);
             match sent {

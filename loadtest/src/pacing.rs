@@ -104,6 +104,23 @@ pub fn latency(due_or_sent: Instant, answered: Instant) -> Duration {
     answered.saturating_duration_since(due_or_sent)
 }
 
+/// `500ms`, `10s` or `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = text
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .map_or((text, ""), |at| text.split_at(at));
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("{text:?}: expected a number with ms, s or m"))?;
+    let seconds = match unit {
+        "ms" => number / 1000.0,
+        "s" => number,
+        "m" => number * 60.0,
+        _ => return Err(format!("{text:?}: the unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(seconds).map_err(|e| format!("{text:?}: {e}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -185,5 +202,15 @@ mod tests {
     #[should_panic(expected = "positive")]
     fn a_zero_rate_is_refused() {
         let _ = OpenLoop::new(Instant::now(), 0.0, FOREVER);
+    }
+
+    #[test]
+    fn durations_take_units() {
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("10s"), Ok(Duration::from_secs(10)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_duration("2m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("10").is_err());
+        assert!(parse_duration("fast").is_err());
     }
 }

@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::driver::Outcome;
 use crate::latency::LatencySummary;
+use crate::pacing::Pacing;
 
 /// What one run measured.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -32,6 +34,35 @@ pub struct RunReport {
 }
 
 impl RunReport {
+    /// The report of the run `name`, from what it saw; no RSS yet.
+    pub fn new(
+        name: impl Into<String>,
+        pacing: Pacing,
+        connections: usize,
+        outcome: &Outcome,
+    ) -> RunReport {
+        let seconds = outcome.elapsed.as_secs_f64();
+        RunReport {
+            name: name.into(),
+            pacing: match pacing {
+                Pacing::Open { .. } => "open",
+                Pacing::Closed => "closed",
+            }
+            .to_owned(),
+            connections,
+            target_rate: match pacing {
+                Pacing::Open { rate } => Some(rate),
+                Pacing::Closed => None,
+            },
+            seconds,
+            ok: outcome.ok,
+            errors: outcome.errors,
+            requests_per_second: (outcome.ok + outcome.errors) as f64 / seconds.max(1e-9),
+            latency: outcome.latencies.summary(),
+            rss_bytes: None,
+        }
+    }
+
     /// The report as pretty JSON.
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("a report serialises")

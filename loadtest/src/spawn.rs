@@ -5,7 +5,7 @@
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -42,14 +42,7 @@ impl SpawnedGateway {
                  observability: {{access_log: off}}\n"
             ),
         )?;
-        let mut command = match cpu {
-            Some(cpu) => {
-                let mut taskset = Command::new("taskset");
-                taskset.args(["-c", &cpu.to_string()]).arg(binary);
-                taskset
-            }
-            None => Command::new(binary),
-        };
+        let mut command = crate::peers::pinned(binary, cpu);
         let mut child = command
             .args(["serve", "--log-format", "json", "--config"])
             .arg(&config)

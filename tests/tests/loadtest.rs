@@ -119,7 +119,8 @@ fn non_2xx_answers_count_as_errors_and_zipf_spreads_over_targets() {
 
 #[test]
 fn density_deploys_n_tenants_and_spreads_traffic_over_them() {
-    use atoll_loadtest::density::{self, Admin};
+    use atoll_loadtest::admin::Admin;
+    use atoll_loadtest::density::{self, Components};
 
     const TENANTS: usize = 6;
     let gateway = TestGateway::start("");
@@ -127,7 +128,7 @@ fn density_deploys_n_tenants_and_spreads_traffic_over_them() {
     let wasm = bytes::Bytes::from(std::fs::read(atoll_tests::tenant_wasm("hello")).unwrap());
     let runtime = runtime();
     let run = runtime.block_on(async {
-        density::deploy_tenants(&admin, TENANTS, &wasm)
+        density::deploy_tenants(&admin, TENANTS, &wasm, Components::Distinct)
             .await
             .unwrap();
         let bounds = Bounds {

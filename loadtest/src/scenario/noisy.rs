@@ -1,0 +1,209 @@
+//! `scenario noisy-neighbour`: how much a tenant feels its neighbour. Tenant `victim` serves
+//! `hello`; tenant `noisy` serves `spin`, which burns CPU until the gateway stops it at its
+//! `cpu_time` limit. The victim is loaded open-loop at a fixed rate (latency counted from each
+//! request's due time) alone, then again while the neighbour is hammered closed-loop. Reports
+//! both, and the ratio of the victim's p99 with the neighbour to its p99 alone (target: within
+//! 2×; every victim request answered 200).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use serde::Serialize;
+
+use super::{Output, pin_self, runtime};
+use crate::admin::Admin;
+use crate::driver::{self, Load, Picker, Protocol, Target};
+use crate::pacing::{Bounds, Pacing, parse_duration};
+use crate::plot;
+use crate::report::{RunReport, markdown_table};
+use crate::spawn::SpawnedGateway;
+
+/// `scenario noisy-neighbour`'s options.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The `atoll` binary to start.
+    #[arg(long, default_value = "target/release/atoll")]
+    pub atoll: PathBuf,
+    /// The victim's component.
+    #[arg(
+        long,
+        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
+    )]
+    pub wasm: PathBuf,
+    /// The neighbour's component: one that burns CPU.
+    #[arg(long, default_value = "tenants/target/wasm32-wasip2/release/spin.wasm")]
+    pub noisy_wasm: PathBuf,
+    /// The neighbour's `cpu_time` limit, as the admin API takes it.
+    #[arg(long, default_value = "20ms")]
+    pub noisy_cpu_time: String,
+    /// The victim's open-loop rate, requests per second.
+    #[arg(long, default_value_t = 500.0)]
+    pub rate: f64,
+    /// Connections the victim's requests may use.
+    #[arg(long, default_value_t = 16)]
+    pub connections: usize,
+    /// Connections hammering the neighbour.
+    #[arg(long, default_value_t = 16)]
+    pub noisy_connections: usize,
+    /// Each phase's length: `500ms`, `10s`, `2m`.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    pub duration: Duration,
+    /// The gateway's proxy threads (with one, nothing can keep a thread free for the victim).
+    #[arg(long, default_value_t = 2)]
+    pub threads: usize,
+    /// Pin the gateway to CPU 0 and this process to CPU 1.
+    #[arg(long)]
+    pub pin: bool,
+    /// Where the JSON and the chart go.
+    #[arg(long, default_value = "loadtest-results")]
+    pub out: PathBuf,
+}
+
+/// What `noisy-neighbour.json` holds.
+#[derive(Debug, Serialize)]
+struct NoisyReport {
+    victim_alone: RunReport,
+    victim_with_neighbour: RunReport,
+    /// The neighbour's own load; its errors are its CPU limit doing its job.
+    neighbour: RunReport,
+    /// Victim p99 with the neighbour ÷ alone.
+    p99_ratio: f64,
+    p99_ratio_target: f64,
+}
+
+/// The most the victim's p99 may grow next to the neighbour.
+const TARGET_P99_RATIO: f64 = 2.0;
+
+/// Runs the scenario.
+pub fn run(args: Args) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        args.rate.is_finite() && args.rate > 0.0,
+        "--rate must be above 0"
+    );
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    let (hello, spin) = (read(&args.wasm)?, read(&args.noisy_wasm)?);
+    if args.pin {
+        pin_self(1)?;
+    }
+    let out = Output::create(&args.out)?;
+    let runtime = runtime()?;
+    let gateway = SpawnedGateway::start(&args.atoll, args.threads, args.pin.then_some(0))?;
+    let admin = Admin::new(&gateway.admin, &gateway.token);
+    runtime.block_on(async {
+        admin
+            .put_tenant("victim", &["victim.test".to_owned()])
+            .await?;
+        admin
+            .deploy("victim", "hello", "victim.test/", hello.into())
+            .await?;
+        admin
+            .put_tenant_spec(
+                "noisy",
+                &serde_json::json!({
+                    "hosts": ["noisy.test"],
+                    "limits": {"cpu_time": args.noisy_cpu_time},
+                }),
+            )
+            .await?;
+        admin
+            .deploy("noisy", "spin", "noisy.test/", spin.into())
+            .await
+    })?;
+
+    let bounds = Bounds {
+        duration: args.duration,
+        max_requests: u64::MAX,
+    };
+    let victim = Load {
+        addr: gateway.proxy,
+        targets: Arc::new(vec![Target {
+            host: "victim.test".to_owned(),
+            path: "/".to_owned(),
+        }]),
+        picker: Picker::First,
+        protocol: Protocol::Http1,
+        connections: args.connections,
+        pacing: Pacing::Open { rate: args.rate },
+        bounds,
+        answered: Default::default(),
+    };
+    let neighbour = Load {
+        targets: Arc::new(vec![Target {
+            host: "noisy.test".to_owned(),
+            path: "/".to_owned(),
+        }]),
+        connections: args.noisy_connections,
+        pacing: Pacing::Closed,
+        ..victim.clone()
+    };
+
+    eprintln!("atoll-loadtest: the victim alone, {:?}", args.duration);
+    let alone = runtime.block_on(super::drive_with_progress(victim.clone()))?;
+    eprintln!(
+        "atoll-loadtest: the victim next to its neighbour, {:?}",
+        args.duration
+    );
+    let (with, noisy) = runtime.block_on(async {
+        tokio::join!(
+            super::drive_with_progress(victim.clone()),
+            driver::run(neighbour.clone())
+        )
+    });
+    let (with, noisy) = (with?, noisy?);
+
+    let pacing = Pacing::Open { rate: args.rate };
+    let report = NoisyReport {
+        victim_alone: RunReport::new("victim alone", pacing, args.connections, &alone),
+        victim_with_neighbour: RunReport::new(
+            "victim next to the neighbour",
+            pacing,
+            args.connections,
+            &with,
+        ),
+        neighbour: RunReport::new(
+            "neighbour (spin, at its cpu_time limit)",
+            Pacing::Closed,
+            args.noisy_connections,
+            &noisy,
+        ),
+        p99_ratio: with.latencies.quantile_us(0.99) as f64
+            / alone.latencies.quantile_us(0.99).max(1) as f64,
+        p99_ratio_target: TARGET_P99_RATIO,
+    };
+    print!(
+        "{}",
+        markdown_table(&[
+            report.victim_alone.clone(),
+            report.victim_with_neighbour.clone(),
+            report.neighbour.clone(),
+        ])
+    );
+    println!(
+        "victim p99 next to the neighbour ÷ alone: {:.2} (target ≤ {TARGET_P99_RATIO}: {}); victim errors: {}",
+        report.p99_ratio,
+        if report.p99_ratio <= TARGET_P99_RATIO {
+            "met"
+        } else {
+            "missed"
+        },
+        report.victim_with_neighbour.errors,
+    );
+    out.write(
+        "noisy-neighbour.json",
+        &serde_json::to_string_pretty(&report)?,
+    )?;
+    out.write(
+        "noisy-neighbour-latency.svg",
+        &plot::latency_chart(&[
+            ("victim alone".to_owned(), alone.latencies.distribution(100)),
+            (
+                "victim next to the neighbour".to_owned(),
+                with.latencies.distribution(100),
+            ),
+        ])?,
+    )?;
+    Ok(())
+}
