@@ -23,8 +23,19 @@ test: setup tenants
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace --no-fail-fast
 
+# The standard suite (docs/benchmarks.md): in-process benches, then the load tester's scenarios
+# against the release binary (servers on CPU 0, load on CPU 1), then wrk cross-checks. Results go
+# to $(RESULTS)/. About 12 minutes on a 2-core machine once the release build is done.
+RESULTS ?= loadtest-results
+LOADTEST := target/release/atoll-loadtest
+
 bench: setup tenants
+	$(CARGO) build --release --workspace --bins --examples
 	$(CARGO) bench -p atoll-gateway --bench invoke --bench deploy --bench observe
+	$(LOADTEST) scenario hello --pin --duration 10s --out $(RESULTS)
+	$(LOADTEST) scenario density --pin --tenants 10,100,1000 --duration 10s --out $(RESULTS)
+	$(LOADTEST) scenario noisy-neighbour --duration 10s --out $(RESULTS)
+	$(LOADTEST) scenario deploy-under-load --pin --duration 10s --out $(RESULTS)
 	scripts/bench-http.sh
 	scripts/bench-observability.sh
 

@@ -12,7 +12,7 @@ ATOLL_PORT=18080
 BASELINE_PORT=18090
 NGINX_PORT=18100
 source scripts/lib/bench.sh
-cargo build --release -p atoll-gateway --bin atoll --example pingora_baseline >&2
+cargo build --release --workspace --bins --examples >&2
 
 # Atoll: hello with a fresh instance per request; metrics and access lines on, logs to a file.
 start_atoll $ATOLL_PORT "{metrics: on, access_log: on}" info

@@ -14,7 +14,7 @@ ROUNDS=${ROUNDS:-3}
 ON_PORT=18110
 OFF_PORT=18120
 source scripts/lib/bench.sh
-cargo build --release -p atoll-gateway --bin atoll >&2
+cargo build --release --workspace --bins --examples >&2
 
 on_total=0; off_total=0; on_cpu_total=0; off_cpu_total=0
 echo "| round | on: requests/s | on: p99 | on: CPU µs/request | off: requests/s | off: p99 | off: CPU µs/request | requests/s on ÷ off | CPU on ÷ off |"

@@ -5,8 +5,38 @@ use std::collections::BTreeMap;
 
 /// The resident set of process `pid`, in bytes (`VmRSS` in `/proc/<pid>/status`).
 pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
+    Ok(resident(pid)?.total)
+}
+
+/// A process's resident set and what it is made of, in bytes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Resident {
+    /// `VmRSS`: all of it.
+    pub total: u64,
+    /// `RssAnon`: the heap, stacks, and instance memory written to.
+    pub anonymous: u64,
+    /// `RssFile`: mapped files: the binary and precompiled artifacts.
+    pub file: u64,
+    /// `RssShmem`: shared memory mapped in (memfd memory images).
+    pub shmem: u64,
+}
+
+impl Resident {
+    /// `self - earlier`, field by field (never below zero).
+    pub fn growth_since(&self, earlier: &Resident) -> Resident {
+        Resident {
+            total: self.total.saturating_sub(earlier.total),
+            anonymous: self.anonymous.saturating_sub(earlier.anonymous),
+            file: self.file.saturating_sub(earlier.file),
+            shmem: self.shmem.saturating_sub(earlier.shmem),
+        }
+    }
+}
+
+/// Process `pid`'s resident set, from `/proc/<pid>/status`.
+pub fn resident(pid: u32) -> std::io::Result<Resident> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    parse_vm_rss(&status).ok_or_else(|| {
+    parse_resident(&status).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidData,
             format!("no VmRSS line in /proc/{pid}/status"),
@@ -14,10 +44,18 @@ pub fn rss_bytes(pid: u32) -> std::io::Result<u64> {
     })
 }
 
-fn parse_vm_rss(status: &str) -> Option<u64> {
-    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
+fn parse_resident(status: &str) -> Option<Resident> {
+    let field = |name: &str| -> Option<u64> {
+        let line = status.lines().find(|l| l.starts_with(name))?;
+        let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kib * 1024)
+    };
+    Some(Resident {
+        total: field("VmRSS:")?,
+        anonymous: field("RssAnon:").unwrap_or(0),
+        file: field("RssFile:").unwrap_or(0),
+        shmem: field("RssShmem:").unwrap_or(0),
+    })
 }
 
 /// The `quantile` (0 to 1) of histogram `name` in a Prometheus text exposition, over all its
@@ -76,10 +114,27 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reads_vm_rss() {
-        let status = "Name:\tatoll\nVmPeak:\t  9000 kB\nVmRSS:\t   51200 kB\nThreads:\t4\n";
-        assert_eq!(parse_vm_rss(status), Some(51200 * 1024));
-        assert_eq!(parse_vm_rss("Name:\tx\n"), None);
+    fn reads_the_resident_set_and_its_parts() {
+        let status = "Name:\tatoll\nVmPeak:\t  9000 kB\nVmRSS:\t   51200 kB\nRssAnon:\t   40000 kB\n\
+                      RssFile:\t   11000 kB\nRssShmem:\t     200 kB\nThreads:\t4\n";
+        let resident = parse_resident(status).unwrap();
+        assert_eq!(
+            resident,
+            Resident {
+                total: 51200 * 1024,
+                anonymous: 40000 * 1024,
+                file: 11000 * 1024,
+                shmem: 200 * 1024,
+            }
+        );
+        let earlier = Resident {
+            total: 1200 * 1024,
+            file: 12000 * 1024,
+            ..Resident::default()
+        };
+        assert_eq!(resident.growth_since(&earlier).total, 50000 * 1024);
+        assert_eq!(resident.growth_since(&earlier).file, 0, "never below zero");
+        assert_eq!(parse_resident("Name:\tx\n"), None);
     }
 
     #[test]

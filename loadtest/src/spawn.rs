@@ -30,7 +30,7 @@ impl SpawnedGateway {
     pub fn start(binary: &Path, threads: usize, cpu: Option<usize>) -> anyhow::Result<Self> {
         anyhow::ensure!(
             binary.exists(),
-            "{} is missing: build it (cargo build --release -p atoll-gateway --bin atoll)",
+            "{} is missing: build it (cargo build --release --workspace --bins --examples)",
             binary.display()
         );
         let data = tempfile::tempdir()?;

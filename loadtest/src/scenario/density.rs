@@ -64,6 +64,8 @@ pub struct DensityResult {
     pub deploy_seconds: f64,
     /// The gateway's RSS growth from start to all deployed, over the tenant count, in KiB.
     pub rss_growth_per_function_kib: f64,
+    /// That growth by kind (anonymous, file, shared memory), in bytes, over all tenants.
+    pub rss_growth: probe::Resident,
     /// p99 of `atoll_instantiation_duration_seconds` after the load, in microseconds.
     pub instantiation_p99_us: Option<f64>,
     /// The load's results.
@@ -89,15 +91,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for &n in &args.tenants {
         let gateway = SpawnedGateway::start(&args.atoll, 1, args.pin.then_some(0))?;
         let admin = Admin::new(&gateway.admin, &gateway.token);
-        let rss_before = probe::rss_bytes(gateway.pid())?;
+        let before = probe::resident(gateway.pid())?;
         let deployed =
             runtime.block_on(density::deploy_tenants(&admin, n, &wasm, args.components))?;
-        let rss_deployed = probe::rss_bytes(gateway.pid())?;
-        let per_function = rss_deployed.saturating_sub(rss_before) as f64 / n as f64 / 1024.0;
+        let growth = probe::resident(gateway.pid())?.growth_since(&before);
+        let per_function = growth.total as f64 / n as f64 / 1024.0;
+        let kib = |bytes: u64| bytes as f64 / n as f64 / 1024.0;
         eprintln!(
             "atoll-loadtest: n={n}: deployed in {:.1} s, RSS growth per idle deployed function \
-             {per_function:.1} KiB",
-            deployed.as_secs_f64()
+             {per_function:.1} KiB (anonymous {:.1}, file {:.1}, shmem {:.1})",
+            deployed.as_secs_f64(),
+            kib(growth.anonymous),
+            kib(growth.file),
+            kib(growth.shmem),
         );
         let answered = Arc::new(AtomicU64::new(0));
         let traffic = Traffic {
@@ -136,6 +142,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             components: args.components,
             deploy_seconds: deployed.as_secs_f64(),
             rss_growth_per_function_kib: per_function,
+            rss_growth: growth,
             instantiation_p99_us: density_run.instantiation_p99.map(|s| s * 1e6),
             run: report,
         });
