@@ -82,8 +82,8 @@ impl Peer {
         Peer::start(command, addr, dir)
     }
 
-    /// `wasmtime serve` (`program`: a path or a name on `PATH`) running `wasm`, with its default
-    /// settings: a fresh instance per request.
+    /// `wasmtime serve` (`program`: a path or a name on `PATH`) running `wasm` with its default
+    /// settings (a fresh instance per request) and the wasi:cli interfaces linked.
     pub fn wasmtime_serve(
         program: &str,
         wasm: &Path,
@@ -96,8 +96,10 @@ impl Peer {
         let dir = tempfile::tempdir()?;
         let addr = free_port()?;
         let mut command = pinned(&program, cpu);
+        // `-S cli`: components built for wasm32-wasip2 (Rust's std) import wasi:cli
+        // interfaces beyond the proxy world; Atoll links them too.
         command
-            .args(["serve", "--addr", &addr.to_string()])
+            .args(["serve", "-S", "cli", "--addr", &addr.to_string()])
             .arg(wasm);
         Peer::start(command, addr, dir)
     }
