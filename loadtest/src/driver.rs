@@ -99,28 +99,42 @@ enum Sender {
     H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
 }
 
-impl Sender {
-    /// Whether the server closed the connection (after `Connection: close`, or idle).
-    fn is_closed(&self) -> bool {
-        match self {
-            Sender::Http1(sender) => sender.is_closed(),
-            Sender::H2(sender) => sender.is_closed(),
-        }
-    }
+/// Why a request got no answer.
+#[derive(Debug, thiserror::Error)]
+enum SendError {
+    /// The connection was closed before the request left: it may be sent on a new one.
+    #[error("the connection was closed")]
+    Closed,
+    /// The request was sent, or the connection broke while it was.
+    #[error("{0:#}")]
+    Failed(anyhow::Error),
+}
 
-    async fn send(&mut self, request: http::Request<Empty<Bytes>>) -> anyhow::Result<u16> {
+impl Sender {
+    async fn send(&mut self, request: http::Request<Empty<Bytes>>) -> Result<u16, SendError> {
         let response = match self {
             Sender::Http1(sender) => {
-                sender.ready().await?;
-                sender.send_request(request).await?
+                sender.ready().await.map_err(|_| SendError::Closed)?;
+                sender.send_request(request).await
             }
             Sender::H2(sender) => {
-                sender.ready().await?;
-                sender.send_request(request).await?
+                sender.ready().await.map_err(|_| SendError::Closed)?;
+                sender.send_request(request).await
             }
-        };
+        }
+        .map_err(|e| {
+            if e.is_canceled() {
+                SendError::Closed
+            } else {
+                SendError::Failed(e.into())
+            }
+        })?;
         let status = response.status().as_u16();
-        response.into_body().collect().await?;
+        response
+            .into_body()
+            .collect()
+            .await
+            .map_err(|e| SendError::Failed(e.into()))?;
         Ok(status)
     }
 }
@@ -224,30 +238,24 @@ impl Worker {
                 Picker::First => &self.load.targets[0],
                 Picker::Zipf(zipf) => &self.load.targets[zipf.pick(&mut self.rng)],
             };
-            let request = http::Request::get(target.path.as_str())
-                .header(http::header::HOST, target.host.as_str())
-                .body(Empty::new())
-                .expect("a valid request");
-            let request = match self.load.protocol {
-                Protocol::Http1 => request,
-                // h2 takes the authority from the URI.
-                Protocol::H2c => with_authority(request, &target.host),
-            };
+            let mut sent = self
+                .sender
+                .send(request_for(target, self.load.protocol))
+                .await;
             // A server may close a keep-alive connection between requests (nginx after
-            // `keepalive_requests`): open a new one, as a browser or wrk would.
-            if self.sender.is_closed() && self.load.protocol == Protocol::Http1 {
-                match http1_sender(self.load.addr).await {
-                    Ok(sender) => self.sender = sender,
-                    Err(e) => {
-                        outcome.errors += 1;
-                        outcome
-                            .first_failure
-                            .get_or_insert_with(|| format!("reconnecting: {e:#}"));
-                        break;
+            // `keepalive_requests`, or `Connection: close`): the request never left, so open
+            // a new connection and send it there, as a browser or wrk would.
+            if matches!(sent, Err(SendError::Closed)) && self.load.protocol == Protocol::Http1 {
+                sent = match http1_sender(self.load.addr).await {
+                    Ok(sender) => {
+                        self.sender = sender;
+                        self.sender
+                            .send(request_for(target, self.load.protocol))
+                            .await
                     }
-                }
+                    Err(e) => Err(SendError::Failed(e.context("reconnecting"))),
+                };
             }
-            let sent = self.sender.send(request).await;
             self.load.answered.fetch_add(1, Ordering::Relaxed);
             match sent {
                 Ok(status) => {
@@ -260,15 +268,26 @@ impl Worker {
                 }
                 Err(e) => {
                     outcome.errors += 1;
-                    outcome
-                        .first_failure
-                        .get_or_insert_with(|| format!("{e:#}"));
+                    outcome.first_failure.get_or_insert_with(|| e.to_string());
                     // A broken connection stays broken: this worker stops.
                     break;
                 }
             }
         }
         outcome
+    }
+}
+
+/// A GET for `target`, as `protocol` carries it.
+fn request_for(target: &Target, protocol: Protocol) -> http::Request<Empty<Bytes>> {
+    let request = http::Request::get(target.path.as_str())
+        .header(http::header::HOST, target.host.as_str())
+        .body(Empty::new())
+        .expect("a valid request");
+    match protocol {
+        Protocol::Http1 => request,
+        // h2 takes the authority from the URI.
+        Protocol::H2c => with_authority(request, &target.host),
     }
 }
 
@@ -288,4 +307,60 @@ fn with_authority(request: http::Request<Empty<Bytes>>, host: &str) -> http::Req
         parts.uri = uri;
     }
     http::Request::from_parts(parts, body)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Write};
+
+    use super::*;
+
+    /// A server that answers one request per connection, then closes it, as nginx does when a
+    /// connection reaches `keepalive_requests`.
+    fn one_request_per_connection() -> SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { return };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut line = String::new();
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    line.clear();
+                }
+                let _ = (&stream).write_all(
+                    b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                );
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_connection_the_server_closes_is_reopened_not_counted_as_an_error() {
+        let outcome = run(Load {
+            addr: one_request_per_connection(),
+            targets: Arc::new(vec![Target {
+                host: "x".into(),
+                path: "/".into(),
+            }]),
+            picker: Picker::First,
+            protocol: Protocol::Http1,
+            connections: 1,
+            pacing: Pacing::Closed,
+            bounds: Bounds {
+                duration: Duration::from_secs(30),
+                max_requests: 5,
+            },
+            answered: Default::default(),
+        })
+        .await
+        .unwrap();
+        assert_eq!(
+            (outcome.ok, outcome.errors),
+            (5, 0),
+            "{:?}",
+            outcome.first_failure
+        );
+    }
 }

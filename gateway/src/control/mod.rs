@@ -325,7 +325,23 @@ impl ControlPlane {
         })
     }
 
-    /// `name`'s stored record, to change and [`save`](Self::save) as a whole.
+    /// Makes `record` tenant `name`'s stored record, durably.
+    fn save_record(
+        &self,
+        inner: &mut Inner,
+        name: &str,
+        record: TenantRecord,
+    ) -> Result<(), ControlError> {
+        self.save(
+            inner,
+            Change::PutTenant {
+                name: name.to_owned(),
+                record,
+            },
+        )
+    }
+
+    /// `name`'s stored record, to change and [`save_record`](Self::save_record) as a whole.
     fn record_of(inner: &Inner, name: &str) -> TenantRecord {
         inner.state.tenants.get(name).cloned().unwrap_or_default()
     }
@@ -373,13 +389,7 @@ impl ControlPlane {
                 }
             }
         }
-        self.save(
-            &mut inner,
-            Change::PutTenant {
-                name: name.to_owned(),
-                record,
-            },
-        )?;
+        self.save_record(&mut inner, name, record)?;
         let functions = inner
             .live
             .get(name)
@@ -445,13 +455,7 @@ impl ControlPlane {
         let token = crate::auth::new_tenant_token(tenant);
         let mut record = Self::record_of(&inner, tenant);
         record.token_hashes.push(crate::auth::token_hash(&token));
-        self.save(
-            &mut inner,
-            Change::PutTenant {
-                name: tenant.to_owned(),
-                record,
-            },
-        )?;
+        self.save_record(&mut inner, tenant, record)?;
         Ok(token)
     }
 
@@ -568,13 +572,7 @@ impl ControlPlane {
         function_record.deploy(loaded.version.clone(), self.config.keep_versions);
         function_record.routes = route_texts.clone();
         let versions = function_record.versions.clone();
-        self.save(
-            &mut inner,
-            Change::PutTenant {
-                name: tenant.to_owned(),
-                record,
-            },
-        )?;
+        self.save_record(&mut inner, tenant, record)?;
 
         let version = loaded.version.clone();
         let live_function = self.live_function(tenant, loaded, routes);
@@ -654,13 +652,7 @@ impl ControlPlane {
             versions: f.versions.clone(),
             routes: f.routes.clone(),
         };
-        self.save(
-            &mut inner,
-            Change::PutTenant {
-                name: tenant.to_owned(),
-                record,
-            },
-        )?;
+        self.save_record(&mut inner, tenant, record)?;
         let mut live = inner
             .live
             .get(tenant)
@@ -688,13 +680,7 @@ impl ControlPlane {
         }
         let mut record = Self::record_of(&inner, tenant);
         record.functions.remove(function);
-        self.save(
-            &mut inner,
-            Change::PutTenant {
-                name: tenant.to_owned(),
-                record,
-            },
-        )?;
+        self.save_record(&mut inner, tenant, record)?;
         if let Some(mut live) = inner.live.get(tenant).cloned() {
             live.functions.remove(function);
             self.serve(&mut inner, tenant, Some(live))?;

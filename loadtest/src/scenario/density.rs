@@ -4,14 +4,11 @@
 //! function and the instantiation p99; writes `density.json`, `density.svg` (requests/s and p99
 //! by tenant count) and `latency.svg`.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 use std::time::Duration;
 
-use anyhow::Context as _;
-
-use super::{Output, Progress, pin_self, runtime};
+use super::{Common, Progress, runtime};
 use crate::admin::Admin;
 use crate::density::{self, Components, Traffic};
 use crate::pacing::{Bounds, Pacing, parse_duration};
@@ -23,18 +20,12 @@ use crate::spawn::SpawnedGateway;
 /// `scenario density`'s options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
+    /// The binary, the component, pinning and the output folder.
+    #[command(flatten)]
+    pub common: Common,
     /// Tenant counts, comma-separated.
     #[arg(long, value_delimiter = ',', default_value = "10,100,1000,10000")]
     pub tenants: Vec<usize>,
-    /// The `atoll` binary to start.
-    #[arg(long, default_value = "target/release/atoll")]
-    pub atoll: PathBuf,
-    /// The component each tenant gets.
-    #[arg(
-        long,
-        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
-    )]
-    pub wasm: PathBuf,
     /// Connections.
     #[arg(long, default_value_t = 32)]
     pub connections: usize,
@@ -45,12 +36,6 @@ pub struct Args {
     /// section apart: the same code under its own hash, compiled and loaded separately).
     #[arg(long, value_enum, default_value_t = Components::Distinct)]
     pub components: Components,
-    /// Pin the gateway to CPU 0 and this process to CPU 1, so figures are per core.
-    #[arg(long)]
-    pub pin: bool,
-    /// Where the JSON and the charts go.
-    #[arg(long, default_value = "loadtest-results")]
-    pub out: PathBuf,
 }
 
 /// One tenant count's results, as `density.json` holds them.
@@ -78,18 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.tenants.iter().all(|&n| n > 0),
         "tenant counts must be at least 1"
     );
-    let wasm = bytes::Bytes::from(
-        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?,
-    );
-    if args.pin {
-        pin_self(1)?;
-    }
-    let out = Output::create(&args.out)?;
+    let (wasm, out) = args.common.prepare()?;
+    let wasm = bytes::Bytes::from(wasm);
     let runtime = runtime()?;
     let mut results = Vec::new();
     let mut distributions = Vec::new();
     for &n in &args.tenants {
-        let gateway = SpawnedGateway::start(&args.atoll, 1, args.pin.then_some(0))?;
+        let gateway = SpawnedGateway::start(&args.common.atoll, 1, args.common.server_cpu())?;
         let admin = Admin::new(&gateway.admin, &gateway.token);
         let before = probe::resident(gateway.pid())?;
         let deployed =

@@ -5,14 +5,12 @@
 //! 200 across the switches; reports the traffic's latencies in both phases and how long each
 //! deploy took, upload to answer.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use serde::Serialize;
 
-use super::{Output, pin_self, runtime, variant};
+use super::{Common, runtime, variant};
 use crate::admin::Admin;
 use crate::driver::{self, Load, Picker, Protocol, Target};
 use crate::latency::{Latencies, LatencySummary};
@@ -24,15 +22,9 @@ use crate::spawn::SpawnedGateway;
 /// `scenario deploy-under-load`'s options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `atoll` binary to start.
-    #[arg(long, default_value = "target/release/atoll")]
-    pub atoll: PathBuf,
-    /// The component served and redeployed.
-    #[arg(
-        long,
-        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
-    )]
-    pub wasm: PathBuf,
+    /// The binary, the component, pinning and the output folder.
+    #[command(flatten)]
+    pub common: Common,
     /// The traffic's open-loop rate, requests per second.
     #[arg(long, default_value_t = 1000.0)]
     pub rate: f64,
@@ -48,12 +40,6 @@ pub struct Args {
     /// The gateway's proxy threads.
     #[arg(long, default_value_t = 1)]
     pub threads: usize,
-    /// Pin the gateway to CPU 0 and this process to CPU 1.
-    #[arg(long)]
-    pub pin: bool,
-    /// Where the JSON and the chart go.
-    #[arg(long, default_value = "loadtest-results")]
-    pub out: PathBuf,
 }
 
 /// What `deploy-under-load.json` holds.
@@ -73,14 +59,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "--rate must be above 0"
     );
     anyhow::ensure!(args.deploys > 0, "--deploys must be at least 1");
-    let wasm =
-        std::fs::read(&args.wasm).with_context(|| format!("reading {}", args.wasm.display()))?;
-    if args.pin {
-        pin_self(1)?;
-    }
-    let out = Output::create(&args.out)?;
+    let (wasm, out) = args.common.prepare()?;
     let runtime = runtime()?;
-    let gateway = SpawnedGateway::start(&args.atoll, args.threads, args.pin.then_some(0))?;
+    let gateway =
+        SpawnedGateway::start(&args.common.atoll, args.threads, args.common.server_cpu())?;
     let admin = Admin::new(&gateway.admin, &gateway.token);
     runtime.block_on(async {
         admin.put_tenant("live", &["live.test".to_owned()]).await?;

@@ -7,12 +7,11 @@
 //! at least 3.5× `wasmtime serve`, at least 0.32× nginx, p99 under 1.5 ms. A peer that is not
 //! installed is reported as skipped, never silently left out.
 
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde::Serialize;
 
-use super::{Output, drive_with_progress, pin_self, runtime};
+use super::{Common, drive_with_progress, runtime};
 use crate::admin::Admin;
 use crate::driver::{Load, Picker, Protocol, Target};
 use crate::pacing::{Bounds, Pacing, parse_duration};
@@ -34,15 +33,9 @@ const TARGET_P99_MS: f64 = 1.5;
 /// `scenario hello`'s options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `atoll` binary to start.
-    #[arg(long, default_value = "target/release/atoll")]
-    pub atoll: PathBuf,
-    /// The component Atoll and `wasmtime serve` run.
-    #[arg(
-        long,
-        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
-    )]
-    pub wasm: PathBuf,
+    /// The binary, the component, pinning and the output folder.
+    #[command(flatten)]
+    pub common: Common,
     /// The nginx program (a path, or a name on PATH).
     #[arg(long, default_value = "nginx")]
     pub nginx: String,
@@ -55,12 +48,6 @@ pub struct Args {
     /// Load per server: `500ms`, `10s`, `2m`.
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub duration: Duration,
-    /// Pin every server to CPU 0 and this process to CPU 1.
-    #[arg(long)]
-    pub pin: bool,
-    /// Where the JSON and the chart go.
-    #[arg(long, default_value = "loadtest-results")]
-    pub out: PathBuf,
 }
 
 /// The servers compared.
@@ -110,14 +97,9 @@ struct HelloReport {
 
 /// Runs the scenario.
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let wasm = std::fs::read(&args.wasm)
-        .map_err(|e| anyhow::anyhow!("reading {}: {e}", args.wasm.display()))?;
-    if args.pin {
-        pin_self(1)?;
-    }
-    let out = Output::create(&args.out)?;
+    let (wasm, out) = args.common.prepare()?;
     let runtime = runtime()?;
-    let cpu = args.pin.then_some(0);
+    let cpu = args.common.server_cpu();
     let mut runs = Vec::new();
     let mut distributions = Vec::new();
     let mut skipped = Vec::new();
@@ -128,7 +110,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             Server::WasmtimeServe | Server::Nginx => {
                 let peer = match server {
                     Server::Nginx => Peer::nginx(&args.nginx, HELLO_BODY, cpu),
-                    _ => Peer::wasmtime_serve(&args.wasmtime, &args.wasm, cpu),
+                    _ => Peer::wasmtime_serve(&args.wasmtime, &args.common.wasm, cpu),
                 };
                 match peer {
                     Ok(peer) => {
@@ -189,7 +171,7 @@ struct Measured {
 
 /// A fresh gateway with `hello` deployed on `hello.test/`, loaded.
 async fn measure_atoll(args: &Args, wasm: &[u8], cpu: Option<usize>) -> anyhow::Result<Measured> {
-    let gateway = SpawnedGateway::start(&args.atoll, 1, cpu)?;
+    let gateway = SpawnedGateway::start(&args.common.atoll, 1, cpu)?;
     let admin = Admin::new(&gateway.admin, &gateway.token);
     admin
         .put_tenant("hello", &["hello.test".to_owned()])

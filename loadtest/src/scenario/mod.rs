@@ -22,6 +22,43 @@ use anyhow::Context as _;
 pub use self::progress::Progress;
 use crate::driver::{self, Load, Outcome};
 
+/// The options every scenario takes.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Common {
+    /// The `atoll` binary to start.
+    #[arg(long, default_value = "target/release/atoll")]
+    pub atoll: PathBuf,
+    /// The component served (and, for `hello`, run by `wasmtime serve` too).
+    #[arg(
+        long,
+        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
+    )]
+    pub wasm: PathBuf,
+    /// Pin the servers to CPU 0 and this process to CPU 1, so figures are per core.
+    #[arg(long)]
+    pub pin: bool,
+    /// Where the JSON and the charts go.
+    #[arg(long, default_value = "loadtest-results")]
+    pub out: PathBuf,
+}
+
+impl Common {
+    /// Reads the component, pins this process when asked and creates the output folder.
+    pub fn prepare(&self) -> anyhow::Result<(Vec<u8>, Output)> {
+        let wasm = std::fs::read(&self.wasm)
+            .with_context(|| format!("reading {}", self.wasm.display()))?;
+        if self.pin {
+            pin_self(1)?;
+        }
+        Ok((wasm, Output::create(&self.out)?))
+    }
+
+    /// The CPU the servers go on: 0 when pinned.
+    pub fn server_cpu(&self) -> Option<usize> {
+        self.pin.then_some(0)
+    }
+}
+
 /// The folder a scenario writes its report and charts to.
 #[derive(Debug, Clone)]
 pub struct Output {

@@ -12,7 +12,7 @@ use std::time::Duration;
 use anyhow::Context as _;
 use serde::Serialize;
 
-use super::{Output, pin_self, runtime};
+use super::{Common, runtime};
 use crate::admin::Admin;
 use crate::driver::{self, Load, Picker, Protocol, Target};
 use crate::pacing::{Bounds, Pacing, parse_duration};
@@ -23,15 +23,9 @@ use crate::spawn::SpawnedGateway;
 /// `scenario noisy-neighbour`'s options.
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The `atoll` binary to start.
-    #[arg(long, default_value = "target/release/atoll")]
-    pub atoll: PathBuf,
-    /// The victim's component.
-    #[arg(
-        long,
-        default_value = "tenants/target/wasm32-wasip2/release/hello.wasm"
-    )]
-    pub wasm: PathBuf,
+    /// The binary, the component, pinning and the output folder.
+    #[command(flatten)]
+    pub common: Common,
     /// The neighbour's component: one that burns CPU.
     #[arg(long, default_value = "tenants/target/wasm32-wasip2/release/spin.wasm")]
     pub noisy_wasm: PathBuf,
@@ -53,12 +47,6 @@ pub struct Args {
     /// The gateway's proxy threads (with one, nothing can keep a thread free for the victim).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
-    /// Pin the gateway to CPU 0 and this process to CPU 1.
-    #[arg(long)]
-    pub pin: bool,
-    /// Where the JSON and the chart go.
-    #[arg(long, default_value = "loadtest-results")]
-    pub out: PathBuf,
 }
 
 /// What `noisy-neighbour.json` holds.
@@ -82,15 +70,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.rate.is_finite() && args.rate > 0.0,
         "--rate must be above 0"
     );
-    let read =
-        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    let (hello, spin) = (read(&args.wasm)?, read(&args.noisy_wasm)?);
-    if args.pin {
-        pin_self(1)?;
-    }
-    let out = Output::create(&args.out)?;
+    let spin = std::fs::read(&args.noisy_wasm)
+        .with_context(|| format!("reading {}", args.noisy_wasm.display()))?;
+    let (hello, out) = args.common.prepare()?;
     let runtime = runtime()?;
-    let gateway = SpawnedGateway::start(&args.atoll, args.threads, args.pin.then_some(0))?;
+    let gateway =
+        SpawnedGateway::start(&args.common.atoll, args.threads, args.common.server_cpu())?;
     let admin = Admin::new(&gateway.admin, &gateway.token);
     runtime.block_on(async {
         admin
