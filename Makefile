@@ -25,8 +25,9 @@ test: setup tenants
 
 # The standard suite (docs/benchmarks.md): in-process benches, then the load tester's scenarios
 # against the release binary (servers on CPU 0, load on CPU 1), then wrk cross-checks. Results go
-# to $(RESULTS)/. The 1,000-distinct-builds density run (docs/benchmarks.md) is left out: its
-# 1,000 compiles alone take minutes.
+# to $(RESULTS)/. About 7.5 minutes of measuring once built (plus about 22 minutes of fat-LTO
+# builds after a change). The 1,000-distinct-builds density run (docs/benchmarks.md) is left
+# out: its 1,000 compiles alone take minutes.
 RESULTS ?= loadtest-results
 LOADTEST := target/release/atoll-loadtest
 
