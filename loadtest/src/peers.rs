@@ -48,8 +48,9 @@ pub struct Peer {
 }
 
 impl Peer {
-    /// nginx (`program`: a path or a name on `PATH`) with one worker, answering every request
-    /// with `body` as `text/plain`, access log off.
+    /// nginx (`program`: a path or a name on `PATH`) as one process (`master_process off`, so
+    /// killing it leaves no worker behind), answering every request with `body` as
+    /// `text/plain`, access log off.
     pub fn nginx(program: &str, body: &str, cpu: Option<usize>) -> Result<Peer, PeerError> {
         let program = find(program, "apt-get install nginx-light")?;
         let dir = tempfile::tempdir()?;
@@ -63,7 +64,7 @@ impl Peer {
         std::fs::write(
             &config,
             format!(
-                "worker_processes 1;\ndaemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
+                "master_process off;\ndaemon off;\npid {prefix}/nginx.pid;\nerror_log {prefix}/error.log;\n\
                  events {{ worker_connections 4096; }}\n\
                  http {{\n  access_log off;\n  keepalive_requests 100000000;\n  keepalive_timeout 300s;\n  client_body_temp_path {prefix};\n  proxy_temp_path {prefix};\n\
                  fastcgi_temp_path {prefix};\n  uwsgi_temp_path {prefix};\n  scgi_temp_path {prefix};\n\
@@ -233,5 +234,9 @@ mod tests {
         stream.read_to_string(&mut answer).unwrap();
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
         assert!(answer.ends_with("Hello \"quoted\"\n"), "{answer}");
+        // Dropped, nothing of it is left listening (no orphaned worker process).
+        let addr = peer.addr;
+        drop(peer);
+        assert!(TcpStream::connect(addr).is_err(), "{addr} still answers");
     }
 }
