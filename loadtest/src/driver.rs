@@ -67,6 +67,35 @@ pub struct Load {
     pub answered: Arc<AtomicU64>,
 }
 
+impl Load {
+    /// `connections` HTTP/1.1 connections to `addr`, every request `GET /` with `Host: host`,
+    /// paced by `pacing` for `duration`.
+    pub fn one_host(
+        addr: SocketAddr,
+        host: &str,
+        connections: usize,
+        pacing: Pacing,
+        duration: Duration,
+    ) -> Load {
+        Load {
+            addr,
+            targets: Arc::new(vec![Target {
+                host: host.to_owned(),
+                path: "/".to_owned(),
+            }]),
+            picker: Picker::First,
+            protocol: Protocol::Http1,
+            connections,
+            pacing,
+            bounds: Bounds {
+                duration,
+                max_requests: u64::MAX,
+            },
+            answered: Arc::default(),
+        }
+    }
+}
+
 /// What a run saw.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {

@@ -25,14 +25,16 @@ fn tenant(name: &str) -> PathBuf {
     wasm
 }
 
-/// Runs `atoll-loadtest scenario <args>` with the debug gateway, writing to `out`; asserts it
-/// succeeded and returns its stdout.
+/// Runs `atoll-loadtest scenario <args>` with the debug gateway and `hello`, writing to `out`;
+/// asserts it succeeded and returns its stdout.
 fn scenario(args: &[&str], out: &Path) -> String {
     let output: Output = Command::new(env!("CARGO_BIN_EXE_atoll-loadtest"))
         .arg("scenario")
         .args(args)
         .arg("--atoll")
         .arg(atoll())
+        .arg("--wasm")
+        .arg(tenant("hello"))
         .arg("--out")
         .arg(out)
         .output()
@@ -60,17 +62,8 @@ fn assert_svg(path: PathBuf) {
 #[test]
 fn hello_scenario_measures_atoll_next_to_its_peers() {
     let out = tempfile::tempdir().unwrap();
-    let hello = tenant("hello");
     let stdout = scenario(
-        &[
-            "hello",
-            "--duration",
-            "300ms",
-            "--connections",
-            "4",
-            "--wasm",
-            hello.to_str().unwrap(),
-        ],
+        &["hello", "--duration", "300ms", "--connections", "4"],
         out.path(),
     );
     assert!(
@@ -109,7 +102,7 @@ fn hello_scenario_measures_atoll_next_to_its_peers() {
 #[test]
 fn noisy_neighbour_scenario_keeps_the_victim_answered() {
     let out = tempfile::tempdir().unwrap();
-    let (hello, spin) = (tenant("hello"), tenant("spin"));
+    let spin = tenant("spin");
     let stdout = scenario(
         &[
             "noisy-neighbour",
@@ -121,8 +114,6 @@ fn noisy_neighbour_scenario_keeps_the_victim_answered() {
             "4",
             "--noisy-connections",
             "4",
-            "--wasm",
-            hello.to_str().unwrap(),
             "--noisy-wasm",
             spin.to_str().unwrap(),
         ],
@@ -146,7 +137,6 @@ fn noisy_neighbour_scenario_keeps_the_victim_answered() {
 #[test]
 fn deploy_under_load_scenario_serves_every_request_across_versions() {
     let out = tempfile::tempdir().unwrap();
-    let hello = tenant("hello");
     let stdout = scenario(
         &[
             "deploy-under-load",
@@ -158,8 +148,6 @@ fn deploy_under_load_scenario_serves_every_request_across_versions() {
             "3",
             "--connections",
             "4",
-            "--wasm",
-            hello.to_str().unwrap(),
         ],
         out.path(),
     );
@@ -179,7 +167,6 @@ fn deploy_under_load_scenario_serves_every_request_across_versions() {
 #[test]
 fn density_scenario_runs_each_tenant_count_and_writes_its_report() {
     let out = tempfile::tempdir().unwrap();
-    let hello = tenant("hello");
     let stdout = scenario(
         &[
             "density",
@@ -189,8 +176,6 @@ fn density_scenario_runs_each_tenant_count_and_writes_its_report() {
             "300ms",
             "--connections",
             "4",
-            "--wasm",
-            hello.to_str().unwrap(),
         ],
         out.path(),
     );

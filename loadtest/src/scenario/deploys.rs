@@ -5,16 +5,15 @@
 //! 200 across the switches; reports the traffic's latencies in both phases and how long each
 //! deploy took, upload to answer.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use super::{Common, runtime, variant};
 use crate::admin::Admin;
-use crate::driver::{self, Load, Picker, Protocol, Target};
+use crate::driver::{self, Load};
 use crate::latency::{Latencies, LatencySummary};
-use crate::pacing::{Bounds, Pacing, parse_duration};
+use crate::pacing::{Pacing, parse_duration};
 use crate::plot;
 use crate::report::{RunReport, markdown_table};
 use crate::spawn::SpawnedGateway;
@@ -72,22 +71,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     })?;
 
     let pacing = Pacing::Open { rate: args.rate };
-    let traffic = Load {
-        addr: gateway.proxy,
-        targets: Arc::new(vec![Target {
-            host: "live.test".to_owned(),
-            path: "/".to_owned(),
-        }]),
-        picker: Picker::First,
-        protocol: Protocol::Http1,
-        connections: args.connections,
+    let traffic = Load::one_host(
+        gateway.proxy,
+        "live.test",
+        args.connections,
         pacing,
-        bounds: Bounds {
-            duration: args.duration,
-            max_requests: u64::MAX,
-        },
-        answered: Default::default(),
-    };
+        args.duration,
+    );
     eprintln!("atoll-loadtest: traffic alone, {:?}", args.duration);
     let alone = runtime.block_on(super::drive_with_progress(traffic.clone()))?;
     eprintln!(

@@ -13,8 +13,8 @@ use serde::Serialize;
 
 use super::{Common, drive_with_progress, runtime};
 use crate::admin::Admin;
-use crate::driver::{Load, Picker, Protocol, Target};
-use crate::pacing::{Bounds, Pacing, parse_duration};
+use crate::driver::Load;
+use crate::pacing::{Pacing, parse_duration};
 use crate::peers::Peer;
 use crate::plot;
 use crate::probe;
@@ -114,12 +114,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 };
                 match peer {
                     Ok(peer) => {
-                        let target = Target {
-                            host: peer.addr.to_string(),
-                            path: "/".to_owned(),
-                        };
+                        let host = peer.addr.to_string();
                         let mut measured =
-                            runtime.block_on(measure(&args, server, peer.addr, target))?;
+                            runtime.block_on(measure(&args, server, peer.addr, &host))?;
                         measured.report.rss_bytes = probe::rss_bytes(peer.pid()).ok();
                         measured
                     }
@@ -179,11 +176,7 @@ async fn measure_atoll(args: &Args, wasm: &[u8], cpu: Option<usize>) -> anyhow::
     admin
         .deploy("hello", "hello", "hello.test/", wasm.to_vec().into())
         .await?;
-    let target = Target {
-        host: "hello.test".to_owned(),
-        path: "/".to_owned(),
-    };
-    let mut measured = measure(args, Server::Atoll, gateway.proxy, target).await?;
+    let mut measured = measure(args, Server::Atoll, gateway.proxy, "hello.test").await?;
     measured.report.rss_bytes = probe::rss_bytes(gateway.pid()).ok();
     Ok(measured)
 }
@@ -192,21 +185,15 @@ async fn measure(
     args: &Args,
     server: Server,
     addr: std::net::SocketAddr,
-    target: Target,
+    host: &str,
 ) -> anyhow::Result<Measured> {
-    let outcome = drive_with_progress(Load {
+    let outcome = drive_with_progress(Load::one_host(
         addr,
-        targets: std::sync::Arc::new(vec![target]),
-        picker: Picker::First,
-        protocol: Protocol::Http1,
-        connections: args.connections,
-        pacing: Pacing::Closed,
-        bounds: Bounds {
-            duration: args.duration,
-            max_requests: u64::MAX,
-        },
-        answered: Default::default(),
-    })
+        host,
+        args.connections,
+        Pacing::Closed,
+        args.duration,
+    ))
     .await?;
     if let Some(failure) = &outcome.first_failure {
         eprintln!(

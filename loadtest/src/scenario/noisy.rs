@@ -6,7 +6,6 @@
 //! 2×; every victim request answered 200).
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -14,8 +13,8 @@ use serde::Serialize;
 
 use super::{Common, runtime};
 use crate::admin::Admin;
-use crate::driver::{self, Load, Picker, Protocol, Target};
-use crate::pacing::{Bounds, Pacing, parse_duration};
+use crate::driver::{self, Load};
+use crate::pacing::{Pacing, parse_duration};
 use crate::plot;
 use crate::report::{RunReport, markdown_table};
 use crate::spawn::SpawnedGateway;
@@ -98,32 +97,20 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             .await
     })?;
 
-    let bounds = Bounds {
-        duration: args.duration,
-        max_requests: u64::MAX,
-    };
-    let victim = Load {
-        addr: gateway.proxy,
-        targets: Arc::new(vec![Target {
-            host: "victim.test".to_owned(),
-            path: "/".to_owned(),
-        }]),
-        picker: Picker::First,
-        protocol: Protocol::Http1,
-        connections: args.connections,
-        pacing: Pacing::Open { rate: args.rate },
-        bounds,
-        answered: Default::default(),
-    };
-    let neighbour = Load {
-        targets: Arc::new(vec![Target {
-            host: "noisy.test".to_owned(),
-            path: "/".to_owned(),
-        }]),
-        connections: args.noisy_connections,
-        pacing: Pacing::Closed,
-        ..victim.clone()
-    };
+    let victim = Load::one_host(
+        gateway.proxy,
+        "victim.test",
+        args.connections,
+        Pacing::Open { rate: args.rate },
+        args.duration,
+    );
+    let neighbour = Load::one_host(
+        gateway.proxy,
+        "noisy.test",
+        args.noisy_connections,
+        Pacing::Closed,
+        args.duration,
+    );
 
     eprintln!("atoll-loadtest: the victim alone, {:?}", args.duration);
     let alone = runtime.block_on(super::drive_with_progress(victim.clone()))?;
