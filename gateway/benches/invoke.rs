@@ -104,7 +104,8 @@ fn main() {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let mut noise = Vec::new();
         for _ in 0..spinners {
-            let (runtime, spin, stop) = (runtime.clone(), spin.clone(), stop.clone());
+            let (runtime, spin, stop, limits) =
+                (runtime.clone(), spin.clone(), stop.clone(), limits.clone());
             noise.push(workers.spawn(async move {
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
                     let _ = runtime.invoke(&spin, &limits, get("/spin")).await;
@@ -117,7 +118,8 @@ fn main() {
                 let started = Instant::now();
                 let invocation = workers
                     .spawn({
-                        let (runtime, image) = (runtime.clone(), image.clone());
+                        let (runtime, image, limits) =
+                            (runtime.clone(), image.clone(), limits.clone());
                         async move {
                             let invocation = runtime.invoke(&image, &limits, get("/")).await;
                             invocation

@@ -223,6 +223,11 @@ impl Metrics {
         }
     }
 
+    /// The outbound counters of `tenant`; a series appears with the tenant's first call.
+    pub fn outbound_for(&self, tenant: &str) -> crate::outbound::OutboundCounters {
+        crate::outbound::OutboundCounters::new(self.outbound.clone(), tenant)
+    }
+
     /// Removes every series of `function` in `tenant` (it was deleted).
     pub fn forget_function(&self, tenant: &str, function: &str) {
         for code in 100..=599u16 {
@@ -259,7 +264,8 @@ impl Metrics {
         ] {
             let _ = self.limit_rejections.remove_label_values(&[tenant, limit]);
         }
-        for result in ["allowed", "denied", "error"] {
+        for result in crate::outbound::OutboundResult::ALL {
+            let result = result.as_str();
             let _ = self.outbound.remove_label_values(&[tenant, result]);
         }
         for result in DEPLOY_RESULTS {

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::admission::TenantAdmission;
 use crate::config::Limits;
 use crate::metrics::FunctionMetrics;
+use crate::outbound::TenantOutbound;
 use crate::routes::{HostPattern, RouteTable};
 use crate::runtime::{FunctionImage, InvokeLimits};
 
@@ -28,21 +29,25 @@ pub struct Tenant {
     pub invoke_limits: InvokeLimits,
     /// The tenant's rate and concurrency state.
     pub admission: TenantAdmission,
+    /// What its functions may call.
+    pub outbound: Arc<TenantOutbound>,
 }
 
 impl Tenant {
-    /// A tenant named `name` with these hosts and limits; its functions' responses are capped
-    /// at `response_body` bytes (the gateway-wide cap).
+    /// A tenant named `name` with these hosts, limits and outbound policy; its functions'
+    /// responses are capped at `response_body` bytes (the gateway-wide cap).
     pub fn new(
         name: String,
         hosts: Vec<HostPattern>,
         limits: Limits,
+        outbound: Arc<TenantOutbound>,
         response_body: u64,
     ) -> Tenant {
         let invoke_limits = InvokeLimits {
             memory: limits.memory.0,
             cpu_time: limits.cpu_time,
             response_body,
+            outbound: Some(outbound.clone()),
         };
         Tenant {
             name,
@@ -50,6 +55,7 @@ impl Tenant {
             admission: TenantAdmission::new(&limits),
             limits,
             invoke_limits,
+            outbound,
         }
     }
 }

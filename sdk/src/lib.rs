@@ -75,13 +75,17 @@
 #![forbid(unsafe_code)]
 
 mod convert;
+mod fetch;
 mod guest;
 mod response;
 
 pub use bytes;
 pub use bytes::Bytes;
 pub use http;
+pub use fetch::{FetchError, fetch};
 pub use response::IntoResponse;
+/// The `wasi:http` error a failed [`fetch`] reports.
+pub use wasip2::http::types::ErrorCode;
 
 /// An incoming HTTP request, with its whole body already read into memory.
 ///

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
+use crate::outbound::{OriginPattern, OutboundSettings};
 use crate::routes::{HostPattern, Route};
 
 /// The config `atoll serve` runs without `--config`.
@@ -52,6 +53,8 @@ pub struct Config {
     pub keep_versions: usize,
     /// What the request path records: metrics and access-log lines.
     pub observability: Observability,
+    /// How guests' outbound calls are bounded and whom TLS trusts, gateway-wide.
+    pub outbound: OutboundConfig,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -202,7 +205,16 @@ pub struct TenantConfig {
     pub functions: BTreeMap<String, FunctionConfig>,
 }
 
-/// Outbound HTTP policy.
+/// The gateway-wide outbound settings, under the top-level `outbound:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct OutboundConfig {
+    /// The per-request cap and the timeouts.
+    pub settings: OutboundSettings,
+    /// PEM certificates trusted for `https` calls besides the Mozilla roots. Default none.
+    pub ca_file: Option<PathBuf>,
+}
+
+/// A tenant's outbound HTTP policy.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Outbound {
     /// Allowed origins, `scheme://host[:port]`, host possibly `*.suffix`. Default none.
@@ -329,7 +341,22 @@ struct RawConfig {
     #[serde(default)]
     observability: Observability,
     #[serde(default)]
+    outbound: RawGatewayOutbound,
+    #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawGatewayOutbound {
+    max_requests: Option<u32>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    connect_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    first_byte_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    between_bytes_timeout: Option<Duration>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -524,6 +551,8 @@ impl Parser<'_> {
             return Err(self.invalid(&["data_dir"], "data_dir cannot be empty".to_owned()));
         }
 
+        let outbound = self.gateway_outbound(&raw.outbound, &resolve)?;
+
         let mut tenants = BTreeMap::new();
         // Which function holds each route, for duplicate errors naming both.
         let mut route_owners: HashMap<Route, String> = HashMap::new();
@@ -549,8 +578,42 @@ impl Parser<'_> {
             max_upload: raw.max_upload.unwrap_or(ByteSize(50 << 20)),
             keep_versions,
             observability: raw.observability,
+            outbound,
             tenants,
             source: source.map(Path::to_owned),
+        })
+    }
+
+    fn gateway_outbound(
+        &self,
+        raw: &RawGatewayOutbound,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<OutboundConfig, ConfigError> {
+        let defaults = OutboundSettings::default();
+        let settings = OutboundSettings {
+            max_requests: raw.max_requests.unwrap_or(defaults.max_requests),
+            connect_timeout: raw.connect_timeout.unwrap_or(defaults.connect_timeout),
+            first_byte_timeout: raw
+                .first_byte_timeout
+                .unwrap_or(defaults.first_byte_timeout),
+            between_bytes_timeout: raw
+                .between_bytes_timeout
+                .unwrap_or(defaults.between_bytes_timeout),
+        };
+        for (key, value) in [
+            ("connect_timeout", settings.connect_timeout),
+            ("first_byte_timeout", settings.first_byte_timeout),
+            ("between_bytes_timeout", settings.between_bytes_timeout),
+        ] {
+            if value.is_zero() {
+                return Err(
+                    self.invalid(&["outbound", key], "a timeout must be above 0".to_owned())
+                );
+            }
+        }
+        Ok(OutboundConfig {
+            settings,
+            ca_file: raw.ca_file.as_deref().map(resolve),
         })
     }
 
@@ -681,22 +744,10 @@ impl Parser<'_> {
     }
 }
 
-/// Checks an outbound origin pattern: `http(s)://host[:port]`, host possibly `*.suffix`.
+/// Checks an outbound origin pattern: `http(s)://host[:port]`, host possibly `*.suffix` or an
+/// IP address.
 pub fn check_origin(origin: &str) -> Result<(), String> {
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))
-        .ok_or("write `http://HOST[:PORT]` or `https://HOST[:PORT]`")?;
-    let (host, port) = match rest.rsplit_once(':') {
-        Some((host, port)) => (host, Some(port)),
-        None => (rest, None),
-    };
-    if let Some(port) = port {
-        port.parse::<u16>()
-            .map_err(|_| format!("port `{port}` is not a number from 0 to 65535"))?;
-    }
-    HostPattern::parse(host).map_err(|e| e.to_string())?;
-    Ok(())
+    OriginPattern::parse(origin).map(|_| ())
 }
 
 #[cfg(test)]

@@ -253,3 +253,36 @@ fn observability_defaults_on_and_switches_off() {
     assert!(message.contains("cfg/atoll.yaml:2"), "{message}");
     assert!(message.contains("observability.access_log"), "{message}");
 }
+
+#[test]
+fn gateway_wide_outbound_settings() {
+    let config = Config::parse(
+        "outbound: {max_requests: 3, connect_timeout: 2s, first_byte_timeout: 250ms, ca_file: ca.pem}\n",
+        Some(Path::new("/etc/atoll/atoll.yaml")),
+    )
+    .unwrap();
+    let settings = config.outbound.settings;
+    assert_eq!(settings.max_requests, 3);
+    assert_eq!(settings.connect_timeout, Duration::from_secs(2));
+    assert_eq!(settings.first_byte_timeout, Duration::from_millis(250));
+    assert_eq!(
+        settings.between_bytes_timeout,
+        OutboundSettings::default().between_bytes_timeout
+    );
+    assert_eq!(
+        config.outbound.ca_file.as_deref(),
+        Some(Path::new("/etc/atoll/ca.pem"))
+    );
+    let e = error("outbound: {connect_timeout: 0s}\n");
+    assert!(
+        e.contains("cfg/atoll.yaml:1: outbound.connect_timeout"),
+        "{e}"
+    );
+    assert!(error("outbound: {retries: 2}\n").contains("retries"));
+    // An address pattern, IPv4 or IPv6, is a valid origin.
+    Config::parse(
+        "tenants:\n  t:\n    outbound: {allow: ['http://10.0.0.5:8080', 'https://[fd00::1]']}\n",
+        None,
+    )
+    .unwrap();
+}

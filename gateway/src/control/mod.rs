@@ -13,12 +13,14 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context as _;
 use bytes::Bytes;
 use tokio::sync::Mutex;
 
 use crate::auth::Caller;
 use crate::config::{Config, check_origin, is_valid_name};
 use crate::metrics::{FunctionMetrics, Metrics};
+use crate::outbound::{AllowList, OutboundClient, TenantOutbound};
 use crate::registry::{Endpoint, Function, Registry, Snapshot, Tenant};
 use crate::routes::{HostPattern, Route};
 use crate::runtime::{LoadError, Runtime};
@@ -116,6 +118,8 @@ pub struct ControlPlane {
     components: ComponentStore,
     registry: Arc<Registry>,
     metrics: Metrics,
+    /// The client every tenant's outbound calls go through.
+    outbound: Arc<OutboundClient>,
     inner: Mutex<Inner>,
 }
 
@@ -144,7 +148,11 @@ impl ControlPlane {
             );
         }
         let (store, state) = StateStore::open(&config.data_dir)?;
+        let outbound =
+            OutboundClient::new(config.outbound.settings, config.outbound.ca_file.as_deref())
+                .context("outbound.ca_file")?;
         let plane = ControlPlane {
+            outbound: Arc::new(outbound),
             loader: Loader::new(runtime, artifacts, metrics.clone()),
             components,
             registry,
@@ -159,10 +167,13 @@ impl ControlPlane {
         };
         let mut live = BTreeMap::new();
         for (name, tenant) in &plane.config.tenants {
+            let allow = AllowList::parse(&tenant.outbound.allow)
+                .map_err(|e| anyhow::anyhow!("tenants.{name}.outbound.allow: {e}"))?;
             let tenant_arc = Arc::new(Tenant::new(
                 name.clone(),
                 tenant.hosts.clone(),
                 tenant.limits.clone(),
+                plane.tenant_outbound(name, allow),
                 plane.config.response_body.0,
             ));
             let mut functions = BTreeMap::new();
@@ -246,11 +257,23 @@ impl ControlPlane {
         self.config.pool.check(&limits).map_err(|(key, message)| {
             invalid("invalid_limit", format!("limits.{key}: {message}"))
         })?;
+        let allow = AllowList::parse(&record.outbound_allow)
+            .map_err(|e| invalid("invalid_outbound", format!("outbound.allow {e}")))?;
         Ok(Tenant::new(
             name.to_owned(),
             hosts,
             limits,
+            self.tenant_outbound(name, allow),
             self.config.response_body.0,
+        ))
+    }
+
+    fn tenant_outbound(&self, name: &str, allow: AllowList) -> Arc<TenantOutbound> {
+        Arc::new(TenantOutbound::new(
+            name,
+            allow,
+            self.outbound.clone(),
+            self.metrics.outbound_for(name),
         ))
     }
 

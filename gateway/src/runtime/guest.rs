@@ -3,7 +3,8 @@
 //!
 //! Guests get an empty environment, no arguments, no preopened directories and no sockets:
 //! only what the `wasi:http/proxy` world promises, plus clocks and random numbers. Their stdout
-//! and stderr go to the request's [`OutputCapture`].
+//! and stderr go to the request's [`OutputCapture`]. Outbound HTTP goes through the tenant's
+//! policy ([`crate::outbound`]).
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -13,12 +14,13 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::output::{GuestStream, OutputCapture};
+use crate::outbound::{OutboundCalls, TenantOutbound};
 
 /// The limits one invocation runs under, taken from its tenant's configuration.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct InvokeLimits {
     /// The most linear memory the instance may grow to, in bytes.
     pub memory: u64,
@@ -26,6 +28,8 @@ pub struct InvokeLimits {
     pub cpu_time: Duration,
     /// The most response-body bytes the guest may send.
     pub response_body: u64,
+    /// What the guest may call over `wasi:http/outgoing-handler`; `None` denies every call.
+    pub outbound: Option<Arc<TenantOutbound>>,
 }
 
 impl Default for InvokeLimits {
@@ -34,6 +38,7 @@ impl Default for InvokeLimits {
             memory: 64 << 20,
             cpu_time: Duration::from_millis(50),
             response_body: 1 << 30,
+            outbound: None,
         }
     }
 }
@@ -55,7 +60,7 @@ pub(crate) struct GuestState {
     table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound: OutboundPolicy,
+    outbound: OutboundCalls,
     pub(crate) memory: MemoryLimiter,
     pub(crate) cpu: CpuBudget,
     lane: LongRunningLane,
@@ -75,7 +80,7 @@ impl GuestState {
                 .stderr(output.stream(GuestStream::Stderr))
                 .build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy,
+            outbound: OutboundCalls::new(limits.outbound.clone()),
             memory: MemoryLimiter::new(limits.memory),
             cpu: CpuBudget::new(limits.cpu_time, epoch_tick),
             lane: LongRunningLane {
@@ -234,26 +239,5 @@ impl LongRunningLane {
                 *held.lock().expect("not poisoned") = Some(permit);
             }
         }
-    }
-}
-
-/// Decides the guest's outbound HTTP requests. Until allowlists land, every outbound request is
-/// denied: the guest sees `HttpRequestDenied`.
-#[derive(Debug, Default)]
-pub(crate) struct OutboundPolicy;
-
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<wasmtime_wasi_http::WasiBody>,
-    Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-)>;
-
-impl WasiHttpHooks for OutboundPolicy {
-    fn send_request(
-        &mut self,
-        _request: http::Request<wasmtime_wasi_http::WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = wasmtime_wasi_http::Result<()>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
     }
 }
