@@ -226,3 +226,103 @@ fn a_ca_file_that_holds_no_certificate_stops_start_up_with_its_name() {
     assert!(error.contains("outbound.ca_file"), "{error}");
     assert!(error.contains("ca.pem"), "{error}");
 }
+
+/// A test CA, and an HTTPS origin on loopback with a certificate it signed for `127.0.0.1`
+/// that answers every request with `secure hello`. Returns the origin's address and the CA
+/// certificate in PEM.
+async fn start_tls_origin() -> (SocketAddr, String) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
+    leaf_params
+        .subject_alt_names
+        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
+    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
+
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![CertificateDer::from(leaf.der().to_vec())],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((tcp, _)) = listener.accept().await else {
+                return;
+            };
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return; // a client that refused our certificate
+                };
+                let mut head = Vec::new();
+                let mut buf = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut buf).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&buf[..n]),
+                    }
+                }
+                let body = "secure hello";
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.write_all(response.as_bytes()).await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (address, ca.pem())
+}
+
+#[tokio::test]
+async fn https_origins_are_verified_against_the_roots_and_the_ca_file() {
+    let (origin, ca_pem) = start_tls_origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca_file = dir.path().join("test-ca.pem");
+    std::fs::write(&ca_file, ca_pem).unwrap();
+    let tenants = |gateway_outbound: &str| {
+        format!(
+            r#"
+outbound: {gateway_outbound}
+tenants:
+  secure:
+    outbound: {{allow: ["https://127.0.0.1:{port}"]}}
+    functions:
+      edge: {{wasm: "{{wasm}}/edge_proxy.wasm", routes: [/secure]}}
+"#,
+            port = origin.port()
+        )
+    };
+    let target = format!("https://127.0.0.1:{}", origin.port());
+
+    // Trusting the test CA: the certificate for 127.0.0.1 verifies.
+    let trusting = TestGateway::start(&tenants(&format!("{{ca_file: {}}}", ca_file.display())));
+    let (status, body, headers) = get(&trusting, "/secure/x", &target).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body, "secure hello");
+    assert_eq!(headers["x-edge"], "atoll");
+    assert_eq!(outbound_count(&trusting, "secure", "ok").await, 1.0);
+
+    // With the Mozilla roots alone, the same origin is refused.
+    let default_roots = TestGateway::start(&tenants("{}"));
+    let (status, body, _) = get(&default_roots, "/secure/x", &target).await;
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("TlsCertificateError"), "{body}");
+    assert_eq!(outbound_count(&default_roots, "secure", "error").await, 1.0);
+}
