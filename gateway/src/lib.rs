@@ -18,6 +18,7 @@ pub mod config;
 pub mod control;
 pub mod log_writer;
 pub mod metrics;
+pub mod origins;
 pub mod outbound;
 pub mod proxy;
 pub mod registry;

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::admission::TenantAdmission;
 use crate::config::Limits;
 use crate::metrics::FunctionMetrics;
+use crate::origins::Origin;
 use crate::outbound::TenantOutbound;
 use crate::routes::{HostPattern, RouteTable};
 use crate::runtime::{FunctionImage, InvokeLimits};
@@ -84,14 +85,36 @@ pub struct Endpoint {
     pub metrics: Arc<FunctionMetrics>,
 }
 
+/// A route of a tenant's origin, proxied by Pingora.
+#[derive(Debug, Clone)]
+pub struct OriginEndpoint {
+    /// The tenant that owns the route.
+    pub tenant: Arc<Tenant>,
+    /// The origin the route leads to.
+    pub origin: Arc<Origin>,
+    /// The route as configured, for the access log.
+    pub route: Arc<str>,
+    /// The request series, under the origin's name as the `function` label.
+    pub metrics: Arc<FunctionMetrics>,
+}
+
+/// What a route leads to.
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A function, run for the request.
+    Function(Endpoint),
+    /// An origin, proxied to.
+    Origin(OriginEndpoint),
+}
+
 /// An immutable view of everything the gateway serves. Cheap to clone: its maps are
 /// persistent, so the next snapshot shares all that did not change.
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     /// Tenants by name.
     pub tenants: imbl::HashMap<String, Arc<Tenant>>,
-    /// Every route of every function.
-    pub routes: RouteTable<Endpoint>,
+    /// Every route of every function and origin.
+    pub routes: RouteTable<Target>,
 }
 
 impl Snapshot {
@@ -105,7 +128,7 @@ impl Snapshot {
 
     /// Finds the endpoint for a request's host (from the URI authority or `Host` header, port and
     /// all) and path.
-    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Endpoint> {
+    pub fn route(&self, host: Option<&str>, path: &str) -> Option<&Target> {
         self.routes.lookup(host, path)
     }
 }

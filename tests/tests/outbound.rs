@@ -6,47 +6,11 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use atoll_tests::{TestGateway, metric_value};
-use axum::extract::Request;
-use serde_json::{Value, json};
+mod support;
 
-/// An origin on loopback that describes the request it got; `/hang` accepts and never answers.
-async fn start_origin() -> SocketAddr {
-    async fn describe(request: Request) -> axum::response::Response {
-        if request.uri().path() == "/hang" {
-            std::future::pending::<()>().await;
-        }
-        let header = |name: &str| {
-            request
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        let body = json!({
-            "method": request.method().as_str(),
-            "path": request.uri().path(),
-            "query": request.uri().query(),
-            "host": header("host"),
-            "forwarded_host": header("x-forwarded-host"),
-            "custom": header("x-custom"),
-            "origin_header": header("x-origin"),
-        });
-        axum::response::Response::builder()
-            .header("content-type", "application/json")
-            .header("x-from-origin", "yes")
-            .body(body.to_string().into())
-            .unwrap()
-    }
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        axum::serve(listener, axum::Router::new().fallback(describe))
-            .await
-            .unwrap();
-    });
-    address
-}
+use atoll_tests::{TestGateway, metric_value};
+use serde_json::Value;
+use support::{start_origin, start_tls_origin};
 
 /// Three tenants mounting `edge-proxy` on their own path: `named` allows the origin by its
 /// address, `byname` only by the name `localhost` (which resolves to loopback), `none` allows
@@ -225,69 +189,6 @@ fn a_ca_file_that_holds_no_certificate_stops_start_up_with_its_name() {
     );
     assert!(error.contains("outbound.ca_file"), "{error}");
     assert!(error.contains("ca.pem"), "{error}");
-}
-
-/// A test CA, and an HTTPS origin on loopback with a certificate it signed for `127.0.0.1`
-/// that answers every request with `secure hello`. Returns the origin's address and the CA
-/// certificate in PEM.
-async fn start_tls_origin() -> (SocketAddr, String) {
-    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair, SanType};
-    use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    let ca_key = KeyPair::generate().unwrap();
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let mut leaf_params = CertificateParams::new(vec!["localhost".to_owned()]).unwrap();
-    leaf_params
-        .subject_alt_names
-        .push(SanType::IpAddress("127.0.0.1".parse().unwrap()));
-    let leaf = leaf_params.signed_by(&leaf_key, &ca, &ca_key).unwrap();
-
-    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(
-            vec![CertificateDer::from(leaf.der().to_vec())],
-            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(leaf_key.serialize_der())),
-        )
-        .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = listener.local_addr().unwrap();
-    tokio::spawn(async move {
-        loop {
-            let Ok((tcp, _)) = listener.accept().await else {
-                return;
-            };
-            let acceptor = acceptor.clone();
-            tokio::spawn(async move {
-                let Ok(mut tls) = acceptor.accept(tcp).await else {
-                    return; // a client that refused our certificate
-                };
-                let mut head = Vec::new();
-                let mut buf = [0u8; 1024];
-                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
-                    match tls.read(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => head.extend_from_slice(&buf[..n]),
-                    }
-                }
-                let body = "secure hello";
-                let response = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = tls.write_all(response.as_bytes()).await;
-                let _ = tls.shutdown().await;
-            });
-        }
-    });
-    (address, ca.pem())
 }
 
 #[tokio::test]

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
+use crate::origins::{HostHeader, OriginSpec, OriginUrl};
 use crate::outbound::{OriginPattern, OutboundSettings};
 use crate::routes::{HostPattern, Route};
 
@@ -203,6 +204,17 @@ pub struct TenantConfig {
     pub outbound: Outbound,
     /// Its functions by name.
     pub functions: BTreeMap<String, FunctionConfig>,
+    /// Its origins by name.
+    pub origins: BTreeMap<String, OriginConfig>,
+}
+
+/// An origin and the routes it serves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginConfig {
+    /// Where it is and how requests are sent to it.
+    pub spec: OriginSpec,
+    /// The routes it serves.
+    pub routes: Vec<Route>,
 }
 
 /// The gateway-wide outbound settings, under the top-level `outbound:`.
@@ -456,6 +468,23 @@ struct RawTenant {
     outbound: RawOutbound,
     #[serde(default)]
     functions: BTreeMap<String, RawFunction>,
+    #[serde(default)]
+    origins: BTreeMap<String, RawOrigin>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawOrigin {
+    url: String,
+    #[serde(default)]
+    routes: Vec<String>,
+    host: Option<String>,
+    strip_prefix: Option<String>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    connect_timeout: Option<Duration>,
+    #[serde(default, deserialize_with = "units::opt_duration")]
+    read_timeout: Option<Duration>,
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize, Default)]
@@ -665,35 +694,76 @@ impl Parser<'_> {
                     "wasm cannot be empty".to_owned(),
                 ));
             }
-            let route_key = [&key[..], &["routes"]].concat();
-            let mut routes = Vec::new();
-            for text in &raw_function.routes {
-                let route =
-                    Route::parse(text).map_err(|e| self.invalid(&route_key, e.to_string()))?;
-                if !hosts.iter().any(|h| h.covers(route.host()))
-                    && *route.host() != HostPattern::Any
-                {
-                    return Err(self.invalid(
-                        &route_key,
-                        format!(
-                            "route `{route}`: host `{}` is not in tenant `{name}`'s hosts",
-                            route.host()
-                        ),
-                    ));
-                }
-                let owner = format!("tenants.{name}.functions.{function_name}");
-                if let Some(previous) = route_owners.insert(route.clone(), owner.clone()) {
-                    return Err(self.invalid(
-                        &route_key,
-                        format!("route `{route}` of {owner} is already taken by {previous}"),
-                    ));
-                }
-                routes.push(route);
-            }
+            let routes = self.routes(
+                &[&key[..], &["routes"]].concat(),
+                &raw_function.routes,
+                (name, &hosts),
+                route_owners,
+            )?;
             functions.insert(
                 function_name.clone(),
                 FunctionConfig {
                     wasm: resolve(&raw_function.wasm),
+                    routes,
+                },
+            );
+        }
+        let mut origins = BTreeMap::new();
+        for (origin_name, raw_origin) in &raw.origins {
+            let key = ["tenants", name, "origins", origin_name.as_str()];
+            if !is_valid_name(origin_name) {
+                return Err(self.invalid(
+                    &key,
+                    format!("origin name `{origin_name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"),
+                ));
+            }
+            if functions.contains_key(origin_name) {
+                return Err(self.invalid(
+                    &key,
+                    format!("`{origin_name}` is already the name of a function of `{name}`"),
+                ));
+            }
+            let at = |k: &'static str| [&key[..], &[k]].concat();
+            let url = OriginUrl::parse(&raw_origin.url).map_err(|e| self.invalid(&at("url"), e))?;
+            let host_header = match &raw_origin.host {
+                Some(host) => HostHeader::parse(host).map_err(|e| self.invalid(&at("host"), e))?,
+                None => HostHeader::Origin,
+            };
+            if let Some(prefix) = &raw_origin.strip_prefix
+                && !prefix.starts_with('/')
+            {
+                return Err(self.invalid(
+                    &at("strip_prefix"),
+                    format!("`{prefix}` must start with `/`"),
+                ));
+            }
+            for (k, timeout) in [
+                ("connect_timeout", raw_origin.connect_timeout),
+                ("read_timeout", raw_origin.read_timeout),
+            ] {
+                if timeout.is_some_and(|t| t.is_zero()) {
+                    return Err(self.invalid(&at(k), "a timeout must be above 0".to_owned()));
+                }
+            }
+            let routes = self.routes(
+                &at("routes"),
+                &raw_origin.routes,
+                (name, &hosts),
+                route_owners,
+            )?;
+            origins.insert(
+                origin_name.clone(),
+                OriginConfig {
+                    spec: OriginSpec {
+                        url,
+                        host_header,
+                        strip_prefix: raw_origin.strip_prefix.clone(),
+                        connect_timeout: raw_origin
+                            .connect_timeout
+                            .unwrap_or(Duration::from_secs(5)),
+                        read_timeout: raw_origin.read_timeout.unwrap_or(Duration::from_secs(30)),
+                        ca_file: raw_origin.ca_file.as_deref().map(resolve),
+                    },
                     routes,
                 },
             );
@@ -705,7 +775,41 @@ impl Parser<'_> {
                 allow: raw.outbound.allow.clone(),
             },
             functions,
+            origins,
         })
+    }
+
+    /// Parses a function's or origin's routes, each inside the tenant's hosts (or host-less)
+    /// and not taken by another function or origin.
+    fn routes(
+        &self,
+        route_key: &[&str],
+        texts: &[String],
+        (tenant, hosts): (&str, &[HostPattern]),
+        route_owners: &mut HashMap<Route, String>,
+    ) -> Result<Vec<Route>, ConfigError> {
+        let owner = route_key[..route_key.len() - 1].join(".");
+        let mut routes = Vec::new();
+        for text in texts {
+            let route = Route::parse(text).map_err(|e| self.invalid(route_key, e.to_string()))?;
+            if !hosts.iter().any(|h| h.covers(route.host())) && *route.host() != HostPattern::Any {
+                return Err(self.invalid(
+                    route_key,
+                    format!(
+                        "route `{route}`: host `{}` is not in tenant `{tenant}`'s hosts",
+                        route.host()
+                    ),
+                ));
+            }
+            if let Some(previous) = route_owners.insert(route.clone(), owner.clone()) {
+                return Err(self.invalid(
+                    route_key,
+                    format!("route `{route}` of {owner} is already taken by {previous}"),
+                ));
+            }
+            routes.push(route);
+        }
+        Ok(routes)
     }
 
     fn check_limits(

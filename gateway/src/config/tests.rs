@@ -286,3 +286,41 @@ fn gateway_wide_outbound_settings() {
     )
     .unwrap();
 }
+
+#[test]
+fn origins_parse_and_are_checked() {
+    let config = Config::parse(
+        "tenants:\n  t:\n    hosts: [shop.test]\n    origins:\n      web: {url: 'https://origin.test:8443/v2/', routes: [shop.test/static], strip_prefix: /static, host: incoming, read_timeout: 2s}\n",
+        None,
+    )
+    .unwrap();
+    let web = &config.tenants["t"].origins["web"];
+    assert_eq!(web.spec.url.host, "origin.test");
+    assert_eq!(web.spec.url.port, 8443);
+    assert_eq!(web.spec.url.base_path, "/v2");
+    assert_eq!(web.spec.host_header, crate::origins::HostHeader::Incoming);
+    assert_eq!(web.spec.read_timeout, Duration::from_secs(2));
+    assert_eq!(web.spec.connect_timeout, Duration::from_secs(5));
+    assert_eq!(web.routes, vec![Route::parse("shop.test/static").unwrap()]);
+
+    let e = error("tenants:\n  t:\n    origins:\n      o: {url: 'ftp://x.test', routes: [/o]}\n");
+    assert!(e.contains("tenants.t.origins.o.url"), "{e}");
+    let e = error(
+        "tenants:\n  t:\n    origins:\n      o: {url: 'http://x.test', routes: [other.test/o]}\n",
+    );
+    assert!(e.contains("not in tenant `t`'s hosts"), "{e}");
+    let e = error(
+        "tenants:\n  t:\n    functions:\n      f: {wasm: f.wasm, routes: [/x]}\n    origins:\n      o: {url: 'http://x.test', routes: [/x]}\n",
+    );
+    assert!(e.contains("already taken by tenants.t.functions.f"), "{e}");
+    let e = error(
+        "tenants:\n  t:\n    functions:\n      same: {wasm: f.wasm}\n    origins:\n      same: {url: 'http://x.test'}\n",
+    );
+    assert!(e.contains("already the name of a function"), "{e}");
+    let e = error(
+        "tenants:\n  t:\n    origins:\n      o: {url: 'http://x.test', strip_prefix: static}\n",
+    );
+    assert!(e.contains("strip_prefix"), "{e}");
+    let e = error("tenants:\n  t:\n    origins:\n      o: {url: 'http://x.test', host: ''}\n");
+    assert!(e.contains("tenants.t.origins.o.host"), "{e}");
+}

@@ -21,7 +21,7 @@ use crate::auth::Caller;
 use crate::config::{Config, check_origin, is_valid_name};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::outbound::{AllowList, OutboundClient, TenantOutbound};
-use crate::registry::{Endpoint, Function, Registry, Snapshot, Tenant};
+use crate::registry::{Endpoint, Function, OriginEndpoint, Registry, Snapshot, Target, Tenant};
 use crate::routes::{HostPattern, Route};
 use crate::runtime::{LoadError, Runtime};
 use crate::store::state::{Change, FunctionRecord, RollbackError, State, StateStore, TenantRecord};
@@ -84,12 +84,21 @@ struct LiveFunction {
     metrics: Arc<FunctionMetrics>,
 }
 
+/// An origin being served (from the config file).
+#[derive(Debug, Clone)]
+struct LiveOrigin {
+    origin: Arc<crate::origins::Origin>,
+    routes: Vec<Route>,
+    metrics: Arc<FunctionMetrics>,
+}
+
 /// A tenant being served.
 #[derive(Debug, Clone)]
 struct LiveTenant {
     origin: Origin,
     tenant: Arc<Tenant>,
     functions: BTreeMap<String, LiveFunction>,
+    origins: BTreeMap<String, LiveOrigin>,
 }
 
 impl LiveTenant {
@@ -192,12 +201,26 @@ impl ControlPlane {
                     plane.live_function(name, loaded, f.routes.clone()),
                 );
             }
+            let mut origins = BTreeMap::new();
+            for (origin_name, o) in &tenant.origins {
+                let origin = crate::origins::Origin::new(origin_name, o.spec.clone())
+                    .map_err(|e| anyhow::anyhow!("tenants.{name}.origins.{origin_name}: {e}"))?;
+                origins.insert(
+                    origin_name.clone(),
+                    LiveOrigin {
+                        origin: Arc::new(origin),
+                        routes: o.routes.clone(),
+                        metrics: Arc::new(plane.metrics.for_function(name, origin_name)),
+                    },
+                );
+            }
             live.insert(
                 name.clone(),
                 LiveTenant {
                     origin: Origin::Config,
                     tenant: tenant_arc,
                     functions,
+                    origins,
                 },
             );
         }
@@ -229,6 +252,7 @@ impl ControlPlane {
                     origin: Origin::Api,
                     tenant: Arc::new(tenant),
                     functions,
+                    origins: BTreeMap::new(),
                 },
             );
         }
@@ -307,6 +331,11 @@ impl ControlPlane {
                 snapshot.routes.remove(route);
             }
         }
+        for o in previous.iter().flat_map(|t| t.origins.values()) {
+            for route in &o.routes {
+                snapshot.routes.remove(route);
+            }
+        }
         snapshot.tenants.remove(name);
         if let Some(live) = &next {
             snapshot
@@ -322,7 +351,21 @@ impl ControlPlane {
                     };
                     snapshot
                         .routes
-                        .insert(route.clone(), endpoint)
+                        .insert(route.clone(), Target::Function(endpoint))
+                        .map_err(|e| ControlError::Conflict(e.to_string()))?;
+                }
+            }
+            for o in live.origins.values() {
+                for route in &o.routes {
+                    let endpoint = OriginEndpoint {
+                        tenant: live.tenant.clone(),
+                        origin: o.origin.clone(),
+                        route: route.to_string().into(),
+                        metrics: o.metrics.clone(),
+                    };
+                    snapshot
+                        .routes
+                        .insert(route.clone(), Target::Origin(endpoint))
                         .map_err(|e| ControlError::Conflict(e.to_string()))?;
                 }
             }
@@ -425,6 +468,7 @@ impl ControlPlane {
                 origin: Origin::Api,
                 tenant: Arc::new(tenant),
                 functions,
+                origins: BTreeMap::new(),
             }),
         )?;
         Ok(spec)

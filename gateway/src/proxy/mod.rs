@@ -19,18 +19,19 @@ pub mod request_id;
 pub mod respond;
 
 mod body;
+mod upstream;
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use pingora::prelude::*;
-use pingora::proxy::{ProxyHttp, Session};
+use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::admission::Rejection;
+use crate::admission::{Admitted, Rejection};
 use crate::config::{Observability, Recording};
-use crate::metrics::Metrics;
-use crate::registry::{Endpoint, Registry};
+use crate::metrics::{FunctionMetrics, Metrics};
+use crate::registry::{Endpoint, OriginEndpoint, Registry, Target};
 use crate::runtime::{GuestObserver, GuestOutput, GuestStats, InvokeError, Runtime};
 
 use self::body::Written;
@@ -152,23 +153,19 @@ impl AtollProxy {
         session.write_response_body(Some(body), true).await
     }
 
-    /// The request's duration and status in its function's metrics.
-    fn record_request(&self, endpoint: &Endpoint, status: u16, duration: Duration) {
+    /// The request's duration and status in its function's (or origin's) metrics.
+    fn record_request(&self, answerer: Answerer<'_>, status: u16, duration: Duration) {
         if self.observability.metrics == Recording::Off {
             return;
         }
-        endpoint.metrics.duration.observe(duration.as_secs_f64());
+        answerer.metrics.duration.observe(duration.as_secs_f64());
         if status == 200 {
-            endpoint.metrics.ok.inc();
+            answerer.metrics.ok.inc();
         } else {
             let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
             self.metrics
                 .requests
-                .with_label_values(&[
-                    endpoint.tenant.name.as_str(),
-                    endpoint.function.name.as_str(),
-                    code.as_str(),
-                ])
+                .with_label_values(&[answerer.tenant, answerer.name, code.as_str()])
                 .inc();
         }
     }
@@ -178,7 +175,7 @@ impl AtollProxy {
         &self,
         session: &Session,
         request_id: &RequestId,
-        endpoint: Option<&Endpoint>,
+        answerer: Option<Answerer<'_>>,
         (status, instantiation): (u16, Duration),
         duration: Duration,
     ) {
@@ -186,8 +183,8 @@ impl AtollProxy {
             return;
         }
         let head = session.req_header();
-        let (tenant, function, route) = match endpoint {
-            Some(e) => (e.tenant.name.as_str(), e.function.name.as_str(), &*e.route),
+        let (tenant, function, route) = match answerer {
+            Some(a) => (a.tenant, a.name, a.route),
             None => ("", "", ""),
         };
         AccessRecord {
@@ -230,6 +227,38 @@ impl AtollProxy {
                 .limit_rejections
                 .with_label_values(&[tenant, limit])
                 .inc();
+        }
+    }
+}
+
+/// Who answered a routed request, for its metrics and access line: a function, or an origin
+/// (whose name stands in the `function` label).
+#[derive(Clone, Copy)]
+struct Answerer<'a> {
+    tenant: &'a str,
+    name: &'a str,
+    route: &'a str,
+    metrics: &'a FunctionMetrics,
+}
+
+impl<'a> From<&'a Endpoint> for Answerer<'a> {
+    fn from(e: &'a Endpoint) -> Self {
+        Answerer {
+            tenant: &e.tenant.name,
+            name: &e.function.name,
+            route: &e.route,
+            metrics: &e.metrics,
+        }
+    }
+}
+
+impl<'a> From<&'a OriginEndpoint> for Answerer<'a> {
+    fn from(o: &'a OriginEndpoint) -> Self {
+        Answerer {
+            tenant: &o.tenant.name,
+            name: &o.origin.name,
+            route: &o.route,
+            metrics: &o.metrics,
         }
     }
 }
@@ -294,6 +323,17 @@ fn request_host(head: &pingora::http::RequestHeader) -> Option<&str> {
 #[derive(Debug, Default)]
 pub struct RequestCtx {
     request_id: Option<RequestId>,
+    /// Set for a request routed to an origin, which Pingora proxies after `request_filter`.
+    origin: Option<OriginRequest>,
+}
+
+/// A request on its way to an origin.
+#[derive(Debug)]
+struct OriginRequest {
+    endpoint: OriginEndpoint,
+    started: Instant,
+    /// The tenant's concurrency slot, held until the request ends.
+    _admitted: Admitted,
 }
 
 #[async_trait]
@@ -309,11 +349,20 @@ impl ProxyHttp for AtollProxy {
         let request_id =
             RequestId::from_incoming(session.req_header().headers.get(request_id::HEADER));
         let snapshot = self.registry.snapshot();
-        let endpoint = {
+        let target = {
             let head = session.req_header();
             snapshot.route(request_host(head), head.uri.path()).cloned()
         };
         drop(snapshot);
+        let endpoint = match target {
+            Some(Target::Function(endpoint)) => Some(endpoint),
+            Some(Target::Origin(origin)) => {
+                return self
+                    .admit_to_origin(session, ctx, origin, request_id, started)
+                    .await;
+            }
+            None => None,
+        };
         let (status, instantiation) = match &endpoint {
             None => {
                 self.write_error(session, &GatewayError::NoRoute, &request_id)
@@ -340,25 +389,27 @@ impl ProxyHttp for AtollProxy {
                     );
                     let served = (status, Duration::ZERO);
                     let duration = started.elapsed();
-                    self.log_access(session, &request_id, Some(endpoint), served, duration);
+                    let answerer = Some(endpoint.into());
+                    self.log_access(session, &request_id, answerer, served, duration);
                     return Error::e_explain(ErrorType::WriteError, why);
                 }
                 Outcome::ClientGone => {
                     let served = (logs::CLIENT_CLOSED_STATUS, Duration::ZERO);
                     let duration = started.elapsed();
-                    self.log_access(session, &request_id, Some(endpoint), served, duration);
+                    let answerer = Some(endpoint.into());
+                    self.log_access(session, &request_id, answerer, served, duration);
                     return Error::e_explain(ErrorType::ConnectionClosed, "the client went away");
                 }
             },
         };
         let duration = started.elapsed();
         if let Some(endpoint) = &endpoint {
-            self.record_request(endpoint, status, duration);
+            self.record_request(endpoint.into(), status, duration);
         }
         self.log_access(
             session,
             &request_id,
-            endpoint.as_ref(),
+            endpoint.as_ref().map(Answerer::from),
             (status, instantiation),
             duration,
         );
@@ -369,12 +420,189 @@ impl ProxyHttp for AtollProxy {
     async fn upstream_peer(
         &self,
         _session: &mut Session,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        // Every request is answered in `request_filter`; nothing is proxied upstream yet.
-        Error::e_explain(
-            ErrorType::InternalError,
-            "no upstream: requests are served by functions",
+        let Some(request) = &ctx.origin else {
+            // Function requests are answered in `request_filter` and never get here.
+            return Error::e_explain(ErrorType::InternalError, "no upstream for this request");
+        };
+        let origin = &request.endpoint.origin;
+        let address = origin.address().await.map_err(|e| {
+            Error::because(
+                ErrorType::ConnectNoRoute,
+                format!("resolving origin {}", origin.spec.url.host),
+                e,
+            )
+        })?;
+        Ok(Box::new(upstream::peer(origin, address)))
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
+            return Ok(());
+        };
+        let client_host = request_host(session.req_header()).map(str::to_owned);
+        let client_address = session
+            .client_addr()
+            .and_then(|a| a.as_inet())
+            .map(|a| a.ip().to_string());
+        upstream::rewrite(
+            &request.endpoint.origin,
+            upstream_request,
+            client_host.as_deref(),
+            client_address,
+            request_id,
         )
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        if ctx.origin.is_some()
+            && let Some(request_id) = &ctx.request_id
+        {
+            upstream_response.insert_header(request_id::HEADER, request_id.as_str())?;
+        }
+        Ok(())
+    }
+
+    async fn fail_to_proxy(
+        &self,
+        session: &mut Session,
+        e: &Error,
+        ctx: &mut RequestCtx,
+    ) -> FailToProxy {
+        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
+            return default_failure(session, e).await;
+        };
+        let error = upstream::failure(e);
+        let origin = &request.endpoint;
+        tracing::warn!(
+            request_id = request_id.as_str(),
+            tenant = origin.tenant.name.as_str(),
+            origin = origin.origin.name.as_str(),
+            code = error.code(),
+            detail = %e,
+            "origin request failed"
+        );
+        if session.response_written().is_some() {
+            // The head is out: all that is left is to cut the connection.
+            return FailToProxy {
+                error_code: 0,
+                can_reuse_downstream: false,
+            };
+        }
+        let code = error.status().as_u16();
+        if let Err(write) = self.write_error(session, &error, request_id).await {
+            tracing::debug!(error = %write, "writing the origin error failed");
+        }
+        FailToProxy {
+            error_code: code,
+            can_reuse_downstream: false,
+        }
+    }
+
+    async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
+        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
+            return; // function requests are recorded in `request_filter`
+        };
+        let status = session
+            .response_written()
+            .map_or(logs::CLIENT_CLOSED_STATUS, |r| r.status.as_u16());
+        let duration = request.started.elapsed();
+        let answerer = Answerer::from(&request.endpoint);
+        self.record_request(answerer, status, duration);
+        self.log_access(
+            session,
+            request_id,
+            Some(answerer),
+            (status, Duration::ZERO),
+            duration,
+        );
+    }
+}
+
+/// What Pingora does with a failure outside origin requests: a bare error response with the
+/// status the error carries, unless the client is gone.
+async fn default_failure(session: &mut Session, e: &Error) -> FailToProxy {
+    let code = match e.etype() {
+        ErrorType::HTTPStatus(code) => *code,
+        _ => match e.esource() {
+            ErrorSource::Upstream => 502,
+            ErrorSource::Downstream => match e.etype() {
+                ErrorType::WriteError | ErrorType::ReadError | ErrorType::ConnectionClosed => 0,
+                _ => 400,
+            },
+            ErrorSource::Internal | ErrorSource::Unset => 500,
+        },
+    };
+    if code > 0
+        && let Err(write) = session.respond_error(code).await
+    {
+        tracing::debug!(error = %write, "writing an error response failed");
+    }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}
+
+impl AtollProxy {
+    /// Admits a request for an origin under its tenant's rate and concurrency, and leaves it to
+    /// Pingora to proxy (`Ok(false)`); a refused one is answered here.
+    async fn admit_to_origin(
+        &self,
+        session: &mut Session,
+        ctx: &mut RequestCtx,
+        endpoint: OriginEndpoint,
+        request_id: RequestId,
+        started: Instant,
+    ) -> Result<bool> {
+        let refused = match endpoint.tenant.admission.admit().await {
+            Ok(admitted) => {
+                ctx.origin = Some(OriginRequest {
+                    endpoint,
+                    started,
+                    _admitted: admitted,
+                });
+                ctx.request_id = Some(request_id);
+                return Ok(false);
+            }
+            Err(Rejection::Rate { retry_after }) => {
+                let retry_after = retry_after.as_secs_f64().ceil().max(1.0) as u64;
+                GatewayError::RateLimited { retry_after }
+            }
+            Err(Rejection::Concurrency) => GatewayError::OverCapacity,
+        };
+        if self.observability.metrics == Recording::On
+            && let Some(limit) = refused.limit()
+        {
+            self.metrics
+                .limit_rejections
+                .with_label_values(&[endpoint.tenant.name.as_str(), limit])
+                .inc();
+        }
+        self.write_error(session, &refused, &request_id).await?;
+        let status = refused.status().as_u16();
+        let duration = started.elapsed();
+        let answerer = Answerer::from(&endpoint);
+        self.record_request(answerer, status, duration);
+        self.log_access(
+            session,
+            &request_id,
+            Some(answerer),
+            (status, Duration::ZERO),
+            duration,
+        );
+        ctx.request_id = Some(request_id);
+        Ok(true)
     }
 }

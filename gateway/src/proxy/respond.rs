@@ -36,6 +36,11 @@ pub enum GatewayError {
     },
     /// The function failed to produce a response.
     Invoke(InvokeError),
+    /// The origin could not be reached, refused the connection or TLS, or broke the response.
+    /// The detail is for the log.
+    OriginUnreachable(String),
+    /// The origin did not connect or answer within its timeouts. The detail is for the log.
+    OriginTimeout(String),
 }
 
 impl GatewayError {
@@ -48,6 +53,8 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             GatewayError::OverCapacity => StatusCode::SERVICE_UNAVAILABLE,
             GatewayError::ResponseTooLarge { .. } => StatusCode::BAD_GATEWAY,
+            GatewayError::OriginUnreachable(_) => StatusCode::BAD_GATEWAY,
+            GatewayError::OriginTimeout(_) => StatusCode::GATEWAY_TIMEOUT,
             GatewayError::Invoke(e) => match e {
                 InvokeError::Trap(_) | InvokeError::Instantiate(_) => {
                     StatusCode::INTERNAL_SERVER_ERROR
@@ -70,6 +77,8 @@ impl GatewayError {
             GatewayError::RateLimited { .. } => "rate_limited",
             GatewayError::OverCapacity => "over_capacity",
             GatewayError::ResponseTooLarge { .. } => "response_too_large",
+            GatewayError::OriginUnreachable(_) => "origin_unreachable",
+            GatewayError::OriginTimeout(_) => "origin_timeout",
             GatewayError::Invoke(e) => match e {
                 InvokeError::Trap(_) | InvokeError::Instantiate(_) => "function_trap",
                 InvokeError::CpuLimit => "cpu_limit_exceeded",
@@ -102,6 +111,10 @@ impl GatewayError {
                 )
             }
             GatewayError::Invoke(e) => e.to_string(),
+            GatewayError::OriginUnreachable(_) => {
+                "the origin could not be reached or failed to answer".to_owned()
+            }
+            GatewayError::OriginTimeout(_) => "the origin did not answer in time".to_owned(),
         }
     }
 
