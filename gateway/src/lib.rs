@@ -26,6 +26,7 @@ pub mod routes;
 pub mod runtime;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use config::Config;
 pub use server::ServerHandle;

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use async_trait::async_trait;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::tls::TlsSettings;
 use pingora::server::configuration::ServerConf;
 use pingora::server::{RunArgs, Server, ShutdownSignal, ShutdownSignalWatch, ShutdownWatch};
 use pingora::services::background::{BackgroundService, background_service};
@@ -27,6 +28,7 @@ use crate::metrics::Metrics;
 use crate::proxy::AtollProxy;
 use crate::registry::{Registry, Snapshot};
 use crate::runtime::{Runtime, RuntimeSettings};
+use crate::tls::SniCertificates;
 
 /// How long `start` waits for the proxy listener to accept connections.
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -34,6 +36,7 @@ const START_TIMEOUT: Duration = Duration::from_secs(20);
 /// A running gateway. Dropping it stops the gateway.
 pub struct ServerHandle {
     http_addr: SocketAddr,
+    https_addr: Option<SocketAddr>,
     admin_addr: SocketAddr,
     registry: Arc<Registry>,
     metrics: Metrics,
@@ -86,6 +89,15 @@ impl ServerHandle {
         }
 
         let http_addr = reserve(config.listen.http).context("the proxy listener (listen.http)")?;
+        let https = match config.listen.https {
+            Some(addr) => {
+                let certificates =
+                    SniCertificates::load(&config.tls.certificates).map_err(anyhow::Error::msg)?;
+                let addr = reserve(addr).context("the TLS listener (listen.https)")?;
+                Some((addr, certificates))
+            }
+            None => None,
+        };
         let admin_listener = TcpListener::bind(config.listen.admin).with_context(|| {
             format!(
                 "binding the admin listener (listen.admin) on {}",
@@ -109,6 +121,18 @@ impl ServerHandle {
             "atoll proxy",
         );
         proxy.add_tcp(&http_addr.to_string());
+        let https_addr = match https {
+            Some((addr, certificates)) => {
+                // The paths are unused: the resolver picks the certificate by SNI.
+                let mut settings =
+                    TlsSettings::intermediate("", "").context("the TLS listener's settings")?;
+                settings.set_cert_resolver(Arc::new(certificates));
+                settings.enable_h2();
+                proxy.add_tls_with_settings(&addr.to_string(), None, settings);
+                Some(addr)
+            }
+            None => None,
+        };
         proxy.threads = Some(config.threads);
         if let Some(app) = proxy.app_logic_mut() {
             let mut options = HttpServerOptions::default();
@@ -143,6 +167,7 @@ impl ServerHandle {
 
         let handle = ServerHandle {
             http_addr,
+            https_addr,
             admin_addr,
             registry,
             metrics,
@@ -150,6 +175,9 @@ impl ServerHandle {
             thread: Some(thread),
         };
         wait_until_accepting(http_addr, START_TIMEOUT)?;
+        if let Some(addr) = https_addr {
+            wait_until_accepting(addr, START_TIMEOUT)?;
+        }
         ready.store(true, Ordering::Release);
         tracing::info!(proxy = %http_addr, admin = %admin_addr, "atoll is serving");
         Ok(handle)
@@ -158,6 +186,11 @@ impl ServerHandle {
     /// The address the proxy listens on.
     pub fn http_addr(&self) -> SocketAddr {
         self.http_addr
+    }
+
+    /// The address of the TLS listener, when there is one.
+    pub fn https_addr(&self) -> Option<SocketAddr> {
+        self.https_addr
     }
 
     /// The address the admin API listens on.

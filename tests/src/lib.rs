@@ -45,6 +45,13 @@ pub struct TestGateway {
     tenants_yaml: String,
 }
 
+/// The listeners of test gateways: ephemeral loopback ports.
+const LISTEN: &str = "listen: {http: 127.0.0.1:0, admin: 127.0.0.1:0}";
+
+/// The same, with an `https` listener (its certificates go in the `tls:` section).
+const LISTEN_WITH_HTTPS: &str =
+    "listen: {http: 127.0.0.1:0, admin: 127.0.0.1:0, https: 127.0.0.1:0}";
+
 enum DataDir {
     Owned(tempfile::TempDir),
     Borrowed(PathBuf),
@@ -72,6 +79,20 @@ impl TestGateway {
         Self::start_in(tenants_yaml, DataDir::Borrowed(data_dir.to_owned()))
     }
 
+    /// Starts a gateway like [`TestGateway::start`] with an `https` listener too:
+    /// `tenants_yaml` holds its `tls:` section.
+    pub fn start_with_https(tenants_yaml: &str) -> TestGateway {
+        let dir = tempfile::tempdir().expect("a temporary data directory");
+        let yaml = format!("{LISTEN_WITH_HTTPS}\n{tenants_yaml}");
+        let config = parse_config(&yaml, dir.path()).expect("a valid test config");
+        let handle = ServerHandle::start(config).expect("the gateway starts");
+        TestGateway {
+            handle: Some(handle),
+            data_dir: DataDir::Owned(dir),
+            tenants_yaml: tenants_yaml.to_owned(),
+        }
+    }
+
     fn start_in(tenants_yaml: &str, data_dir: DataDir) -> TestGateway {
         let config = test_config(tenants_yaml, data_dir.path()).expect("a valid test config");
         let handle = ServerHandle::start(config).expect("the gateway starts");
@@ -90,6 +111,13 @@ impl TestGateway {
     /// `http://<proxy>/<path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.handle().http_addr())
+    }
+
+    /// The `https` listener's address, when started with [`TestGateway::start_with_https`].
+    pub fn https_addr(&self) -> std::net::SocketAddr {
+        self.handle()
+            .https_addr()
+            .expect("started with an https listener")
     }
 
     /// `http://<admin>/<path>`.
@@ -143,11 +171,16 @@ impl TestGateway {
 
 /// A config listening on ephemeral loopback ports with `data_dir` and the given tenants.
 pub fn test_config(tenants_yaml: &str, data_dir: &Path) -> anyhow::Result<Config> {
+    parse_config(&format!("{LISTEN}\n{tenants_yaml}"), data_dir)
+}
+
+/// `yaml` (with its `listen:` line) plus `data_dir` and 2 threads, `{wasm}` replaced.
+fn parse_config(yaml: &str, data_dir: &Path) -> anyhow::Result<Config> {
     let wasm = tenants_dir();
     let yaml = format!(
-        "listen: {{http: 127.0.0.1:0, admin: 127.0.0.1:0}}\ndata_dir: {}\nthreads: 2\n{}",
+        "data_dir: {}\nthreads: 2\n{}",
         data_dir.display(),
-        tenants_yaml.replace("{wasm}", &wasm.display().to_string())
+        yaml.replace("{wasm}", &wasm.display().to_string())
     );
     Ok(Config::parse(&yaml, None)?)
 }

@@ -22,6 +22,7 @@ pub use self::units::{ByteSize, format_duration, parse_duration};
 use crate::origins::{HostHeader, OriginSpec, OriginUrl};
 use crate::outbound::{OriginPattern, OutboundSettings};
 use crate::routes::{HostPattern, Route};
+use crate::tls::CertificateConfig;
 
 /// The config `atoll serve` runs without `--config`.
 pub const DEFAULT_CONFIG_YAML: &str = "\
@@ -56,6 +57,8 @@ pub struct Config {
     pub observability: Observability,
     /// How guests' outbound calls are bounded and whom TLS trusts, gateway-wide.
     pub outbound: OutboundConfig,
+    /// The `https` listener's certificates.
+    pub tls: TlsConfig,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -107,6 +110,15 @@ pub struct Listen {
     pub http: SocketAddr,
     /// The admin listener. Default `127.0.0.1:8081`.
     pub admin: SocketAddr,
+    /// The TLS listener (HTTP/1.1 and HTTP/2 by ALPN), with `tls.certificates`. Default none.
+    pub https: Option<SocketAddr>,
+}
+
+/// The certificates of the `https` listener, under `tls:`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct TlsConfig {
+    /// Certificates chosen by SNI; the first also serves clients without SNI.
+    pub certificates: Vec<CertificateConfig>,
 }
 
 /// A tenant's limits, fully resolved.
@@ -355,6 +367,8 @@ struct RawConfig {
     #[serde(default)]
     outbound: RawGatewayOutbound,
     #[serde(default)]
+    tls: RawTls,
+    #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
 
@@ -376,6 +390,22 @@ struct RawGatewayOutbound {
 struct RawListen {
     http: Option<SocketAddr>,
     admin: Option<SocketAddr>,
+    https: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawTls {
+    #[serde(default)]
+    certificates: Vec<RawCertificate>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCertificate {
+    hosts: Vec<String>,
+    cert: PathBuf,
+    key: PathBuf,
 }
 
 /// Limits as written in a config or an admin request: any key may be missing, and missing
@@ -563,6 +593,7 @@ impl Parser<'_> {
         let listen = Listen {
             http: raw.listen.http.unwrap_or(([127, 0, 0, 1], 8080).into()),
             admin: raw.listen.admin.unwrap_or(([127, 0, 0, 1], 8081).into()),
+            https: raw.listen.https,
         };
         if listen.http == listen.admin && listen.http.port() != 0 {
             return Err(self.invalid(
@@ -581,6 +612,22 @@ impl Parser<'_> {
         }
 
         let outbound = self.gateway_outbound(&raw.outbound, &resolve)?;
+        let tls = self.tls(&raw.tls, &resolve)?;
+        if listen.https.is_some() && tls.certificates.is_empty() {
+            return Err(self.invalid(
+                &["listen", "https"],
+                "the https listener needs tls.certificates".to_owned(),
+            ));
+        }
+        if let Some(https) = listen.https
+            && https.port() != 0
+            && (https == listen.http || https == listen.admin)
+        {
+            return Err(self.invalid(
+                &["listen", "https"],
+                format!("{https} is already another listener's"),
+            ));
+        }
 
         let mut tenants = BTreeMap::new();
         // Which function holds each route, for duplicate errors naming both.
@@ -608,9 +655,42 @@ impl Parser<'_> {
             keep_versions,
             observability: raw.observability,
             outbound,
+            tls,
             tenants,
             source: source.map(Path::to_owned),
         })
+    }
+
+    fn tls(
+        &self,
+        raw: &RawTls,
+        resolve: &dyn Fn(&Path) -> PathBuf,
+    ) -> Result<TlsConfig, ConfigError> {
+        let mut certificates = Vec::new();
+        for (i, c) in raw.certificates.iter().enumerate() {
+            if c.hosts.is_empty() {
+                return Err(self.invalid(
+                    &["tls", "certificates"],
+                    format!(
+                        "certificate {} ({}) needs its hosts",
+                        i + 1,
+                        c.cert.display()
+                    ),
+                ));
+            }
+            let hosts = c
+                .hosts
+                .iter()
+                .map(|h| HostPattern::parse(h))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| self.invalid(&["tls", "certificates"], e.to_string()))?;
+            certificates.push(CertificateConfig {
+                hosts,
+                cert: resolve(&c.cert),
+                key: resolve(&c.key),
+            });
+        }
+        Ok(TlsConfig { certificates })
     }
 
     fn gateway_outbound(

@@ -324,3 +324,25 @@ fn origins_parse_and_are_checked() {
     let e = error("tenants:\n  t:\n    origins:\n      o: {url: 'http://x.test', host: ''}\n");
     assert!(e.contains("tenants.t.origins.o.host"), "{e}");
 }
+
+#[test]
+fn the_https_listener_needs_certificates() {
+    let e = error("listen: {https: 127.0.0.1:8443}\n");
+    assert!(e.contains("cfg/atoll.yaml:1: listen.https"), "{e}");
+    assert!(e.contains("tls.certificates"), "{e}");
+    let e = error(
+        "listen: {https: 127.0.0.1:8080}\ntls:\n  certificates:\n    - {hosts: [a.test], cert: a.pem, key: a.key}\n",
+    );
+    assert!(e.contains("already another listener's"), "{e}");
+    let e = error("tls:\n  certificates:\n    - {hosts: [], cert: a.pem, key: a.key}\n");
+    assert!(e.contains("needs its hosts"), "{e}");
+    let config = Config::parse(
+        "listen: {https: 127.0.0.1:8443}\ntls:\n  certificates:\n    - {hosts: [a.test, '*.b.test'], cert: certs/a.pem, key: certs/a.key}\n",
+        Some(Path::new("/etc/atoll/atoll.yaml")),
+    )
+    .unwrap();
+    assert_eq!(config.listen.https, Some("127.0.0.1:8443".parse().unwrap()));
+    let certificate = &config.tls.certificates[0];
+    assert_eq!(certificate.cert, Path::new("/etc/atoll/certs/a.pem"));
+    assert_eq!(certificate.hosts.len(), 2);
+}

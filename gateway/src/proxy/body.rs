@@ -47,6 +47,7 @@ pub(super) async fn read_capped(
 /// and an absolute URI (`http://host/path?query`) so the guest always has an authority.
 pub(super) fn to_http_request(
     head: &RequestHeader,
+    scheme: http::uri::Scheme,
     body: Bytes,
 ) -> Result<http::Request<Full<Bytes>>, GatewayError> {
     let authority = head
@@ -65,7 +66,7 @@ pub(super) fn to_http_request(
         .map(|pq| pq.as_str())
         .unwrap_or("/");
     let uri = http::Uri::builder()
-        .scheme("http")
+        .scheme(scheme)
         .authority(authority)
         .path_and_query(path_and_query)
         .build()

@@ -107,7 +107,16 @@ impl AtollProxy {
             Ok(body) => body,
             Err(e) => return Ok(Outcome::Refused(e)),
         };
-        let request = match body::to_http_request(session.req_header(), body) {
+        // What the guest sees as the scheme: how the client reached the gateway.
+        let tls = session
+            .digest()
+            .is_some_and(|digest| digest.ssl_digest.is_some());
+        let scheme = if tls {
+            http::uri::Scheme::HTTPS
+        } else {
+            http::uri::Scheme::HTTP
+        };
+        let request = match body::to_http_request(session.req_header(), scheme, body) {
             Ok(request) => request,
             Err(e) => return Ok(Outcome::Refused(e)),
         };
