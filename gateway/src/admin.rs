@@ -54,6 +54,7 @@ pub fn router(state: AdminState) -> Router {
             "/v1/tenants/{tenant}/functions/{function}/rollback",
             post(rollback),
         )
+        .route("/v1/tenants/{tenant}/cache/purge", post(purge_cache))
         .fallback(not_found)
         .with_state(state)
 }
@@ -401,6 +402,34 @@ async fn rollback(
         .rollback(&tenant, &function, request.version)
         .await?;
     Ok(axum::Json(view).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    /// Only paths under this prefix; everything when absent.
+    prefix: Option<String>,
+}
+
+async fn purge_cache(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let request: PurgeRequest = parse_json(&read_body(body, MAX_JSON).await?)?;
+    if let Some(prefix) = &request.prefix
+        && !prefix.starts_with('/')
+    {
+        return Err(AdminError::BadRequest(format!(
+            "prefix `{prefix}` must start with `/`"
+        )));
+    }
+    let purged = state
+        .control
+        .purge_cache(&tenant, request.prefix.as_deref())?;
+    Ok(axum::Json(serde_json::json!({ "purged": purged })).into_response())
 }
 
 async fn delete_function(

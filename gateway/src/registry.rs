@@ -5,11 +5,12 @@
 //! snapshot and [`Registry::publish`] it in one swap, so a request sees either the old state or
 //! the new one, and requests in flight finish on the version they started with.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use arc_swap::ArcSwap;
 
 use crate::admission::TenantAdmission;
+use crate::cache::{CacheSettings, TenantCache};
 use crate::config::Limits;
 use crate::metrics::FunctionMetrics;
 use crate::origins::Origin;
@@ -32,6 +33,9 @@ pub struct Tenant {
     pub admission: TenantAdmission,
     /// What its functions may call.
     pub outbound: Arc<TenantOutbound>,
+    cache_settings: CacheSettings,
+    /// Its response cache, made with the first response worth keeping.
+    cache: OnceLock<TenantCache>,
 }
 
 impl Tenant {
@@ -43,6 +47,7 @@ impl Tenant {
         limits: Limits,
         outbound: Arc<TenantOutbound>,
         response_body: u64,
+        cache_settings: CacheSettings,
     ) -> Tenant {
         let invoke_limits = InvokeLimits {
             memory: limits.memory.0,
@@ -57,7 +62,25 @@ impl Tenant {
             limits,
             invoke_limits,
             outbound,
+            cache_settings,
+            cache: OnceLock::new(),
         }
+    }
+
+    /// Its response cache, if anything was ever stored in it.
+    pub fn cache(&self) -> Option<&TenantCache> {
+        self.cache.get()
+    }
+
+    /// Its response cache, made now if need be; `None` when caching is off.
+    pub fn cache_to_fill(&self) -> Option<&TenantCache> {
+        if self.cache_settings.tenant_size == 0 {
+            return None;
+        }
+        Some(
+            self.cache
+                .get_or_init(|| TenantCache::new(self.cache_settings)),
+        )
     }
 }
 
@@ -105,6 +128,16 @@ pub enum Target {
     Function(Endpoint),
     /// An origin, proxied to.
     Origin(OriginEndpoint),
+}
+
+impl Target {
+    /// The tenant the route belongs to.
+    pub fn tenant(&self) -> &Arc<Tenant> {
+        match self {
+            Target::Function(endpoint) => &endpoint.tenant,
+            Target::Origin(endpoint) => &endpoint.tenant,
+        }
+    }
 }
 
 /// An immutable view of everything the gateway serves. Cheap to clone: its maps are

@@ -50,9 +50,10 @@ run_wrk_cpu() { # port -> requests/s, p99, CPU µs per request
 
 stop_last() { kill "${pids[-1]}" 2>/dev/null || true; wait "${pids[-1]}" 2>/dev/null || true; unset 'pids[-1]'; }
 
-# Starts Atoll on CPU 0 serving hello on `port`, with one proxy thread. `observability` is the
-# config's observability mapping; `rust_log` the filter; logs go to `$work/atoll-<port>.log`.
-start_atoll() { # port observability rust_log
+# Starts Atoll on CPU 0 serving hello (or the example tenant `component`) on `/hello` at
+# `port`, with one proxy thread. `observability` is the config's observability mapping;
+# `rust_log` the filter; logs go to `$work/atoll-<port>.log`.
+start_atoll() { # port observability rust_log [component]
   cat >"$work/atoll-$1.yaml" <<YAML
 listen: {http: 127.0.0.1:$1, admin: 127.0.0.1:0}
 data_dir: $work/data-$1
@@ -62,7 +63,7 @@ tenants:
   bench:
     hosts: [localhost]
     functions:
-      hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/hello.wasm, routes: [/hello]}
+      hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/${4:-hello}.wasm, routes: [/hello]}
 YAML
   RUST_LOG=$3 taskset -c 0 target/release/atoll serve --log-format json --config "$work/atoll-$1.yaml" 2>"$work/atoll-$1.log" &
   pids+=($!)

@@ -19,6 +19,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
+use crate::cache::CacheSettings;
 use crate::origins::{HostHeader, OriginSpec, OriginUrl};
 use crate::outbound::{OriginPattern, OutboundSettings};
 use crate::routes::{HostPattern, Route};
@@ -59,6 +60,8 @@ pub struct Config {
     pub outbound: OutboundConfig,
     /// The `https` listener's certificates.
     pub tls: TlsConfig,
+    /// The response cache's sizes.
+    pub cache: CacheSettings,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -369,6 +372,8 @@ struct RawConfig {
     #[serde(default)]
     tls: RawTls,
     #[serde(default)]
+    cache: RawCache,
+    #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
 
@@ -391,6 +396,13 @@ struct RawListen {
     http: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     https: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawCache {
+    tenant_size: Option<ByteSize>,
+    max_object: Option<ByteSize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -656,6 +668,20 @@ impl Parser<'_> {
             observability: raw.observability,
             outbound,
             tls,
+            cache: CacheSettings {
+                tenant_size: usize::try_from(
+                    raw.cache
+                        .tenant_size
+                        .map_or(CacheSettings::default().tenant_size as u64, |s| s.0),
+                )
+                .unwrap_or(usize::MAX),
+                max_object: usize::try_from(
+                    raw.cache
+                        .max_object
+                        .map_or(CacheSettings::default().max_object as u64, |s| s.0),
+                )
+                .unwrap_or(usize::MAX),
+            },
             tenants,
             source: source.map(Path::to_owned),
         })

@@ -184,6 +184,7 @@ impl ControlPlane {
                 tenant.limits.clone(),
                 plane.tenant_outbound(name, allow),
                 plane.config.response_body.0,
+                plane.config.cache,
             ));
             let mut functions = BTreeMap::new();
             for (function, f) in &tenant.functions {
@@ -289,6 +290,7 @@ impl ControlPlane {
             limits,
             self.tenant_outbound(name, allow),
             self.config.response_body.0,
+            self.config.cache,
         ))
     }
 
@@ -472,6 +474,16 @@ impl ControlPlane {
             }),
         )?;
         Ok(spec)
+    }
+
+    /// Drops tenant `name`'s cached responses under `prefix` (all without one); how many went.
+    pub fn purge_cache(&self, name: &str, prefix: Option<&str>) -> Result<usize, ControlError> {
+        let snapshot = self.registry.snapshot();
+        let tenant = snapshot
+            .tenants
+            .get(name)
+            .ok_or_else(|| ControlError::NotFound(format!("no tenant `{name}`")))?;
+        Ok(tenant.cache().map_or(0, |cache| cache.purge(prefix)))
     }
 
     /// Every tenant, as the API describes it.

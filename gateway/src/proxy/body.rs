@@ -11,8 +11,11 @@ use pingora::proxy::Session;
 
 use crate::runtime::{GuestBody, GuestBodyError, InvokeError};
 
+use super::cached;
 use super::request_id::{HEADER as REQUEST_ID, RequestId};
 use super::respond::GatewayError;
+use crate::cache::{CacheUse, Fill, RequestKey, TenantCache, policy};
+use crate::registry::Tenant;
 
 /// Reads the whole request body, refusing it as soon as it passes `limit` bytes (and before
 /// reading anything when `Content-Length` already says so).
@@ -159,9 +162,10 @@ pub(super) async fn write_guest_response(
     response: http::Response<GuestBody>,
     request_id: &RequestId,
     deadline: Instant,
+    (cache_use, tenant): (CacheUse, &Tenant),
 ) -> pingora::Result<Written> {
     let (parts, mut body) = response.into_parts();
-    let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 2))?;
+    let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 3))?;
     for (name, value) in parts.headers.iter() {
         if is_hop_by_hop(name) {
             continue;
@@ -169,19 +173,52 @@ pub(super) async fn write_guest_response(
         head.append_header(name.clone(), value.clone())?;
     }
     head.insert_header(REQUEST_ID, request_id.as_str())?;
+    let mut fill = None;
+    if cache_use != CacheUse::Off {
+        head.insert_header(cached::X_CACHE, "MISS")?;
+        let request = session.req_header();
+        let authorized = request.headers.contains_key(http::header::AUTHORIZATION);
+        if cache_use == CacheUse::LookupAndFill
+            && let Some(ttl) = policy::freshness(parts.status, &parts.headers, authorized)
+            && let Some(cache) = tenant.cache_to_fill()
+        {
+            let key = RequestKey {
+                host: super::request_host(request).unwrap_or_default(),
+                path: request.uri.path(),
+                query: request.uri.query(),
+                headers: &request.headers,
+            };
+            let stored = cached::headers_to_store(&parts.headers);
+            fill = Some((
+                cache,
+                Fill::new(&key, parts.status, stored, ttl, cache.max_object()),
+            ));
+        }
+    }
+    let finish = |fill: Option<(&TenantCache, Fill)>| {
+        if let Some((cache, fill)) = fill {
+            fill.finish(cache);
+        }
+    };
 
     let first = match next_data(&mut body, deadline).await {
         Ok(Some(first)) => first,
         Ok(None) => {
+            // Stored before the client has it all, so its next request finds it.
+            finish(fill);
             head.insert_header(http::header::CONTENT_LENGTH, 0)?;
             session.write_response_header(Box::new(head), true).await?;
             return Ok(Written::Complete);
         }
         Err(e) => return Ok(before_head(e)),
     };
+    if let Some((_, fill)) = &mut fill {
+        fill.push(&first);
+    }
     let second = match ready_frame(&mut body).await {
         Some(None) => {
             // Complete: one write, with its length.
+            finish(fill);
             head.insert_header(http::header::CONTENT_LENGTH, first.len())?;
             session.write_response_header(Box::new(head), false).await?;
             session.write_response_body(Some(first), true).await?;
@@ -198,15 +235,24 @@ pub(super) async fn write_guest_response(
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(first), false).await?;
     if let Some(second) = second {
+        if let Some((_, fill)) = &mut fill {
+            fill.push(&second);
+        }
         session.write_response_body(Some(second), false).await?;
     }
     loop {
         match next_data(&mut body, deadline).await {
-            Ok(Some(data)) => session.write_response_body(Some(data), false).await?,
+            Ok(Some(data)) => {
+                if let Some((_, fill)) = &mut fill {
+                    fill.push(&data);
+                }
+                session.write_response_body(Some(data), false).await?
+            }
             Ok(None) => break,
             Err(stop) => return Ok(after_head(stop)),
         }
     }
+    finish(fill);
     session.write_response_body(None, true).await?;
     Ok(Written::Complete)
 }

@@ -19,6 +19,7 @@ pub mod request_id;
 pub mod respond;
 
 mod body;
+mod cached;
 mod upstream;
 
 use std::sync::Arc;
@@ -29,6 +30,7 @@ use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
 use crate::admission::{Admitted, Rejection};
+use crate::cache::{CacheUse, Fill, RequestKey, policy};
 use crate::config::{Observability, Recording};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::registry::{Endpoint, OriginEndpoint, Registry, Target};
@@ -90,6 +92,7 @@ impl AtollProxy {
         endpoint: &Endpoint,
         request_id: &RequestId,
         started: Instant,
+        cache_use: CacheUse,
     ) -> pingora::Result<Outcome> {
         let tenant = &endpoint.tenant;
         // The wall-clock budget covers everything from here: queueing, reading, the guest and
@@ -138,8 +141,14 @@ impl AtollProxy {
         let status = invocation.response.status().as_u16();
         let instantiation = invocation.instantiation;
         Ok(
-            match body::write_guest_response(session, invocation.response, request_id, deadline)
-                .await?
+            match body::write_guest_response(
+                session,
+                invocation.response,
+                request_id,
+                deadline,
+                (cache_use, tenant),
+            )
+            .await?
             {
                 Written::Complete => Outcome::Served {
                     status,
@@ -334,6 +343,10 @@ pub struct RequestCtx {
     request_id: Option<RequestId>,
     /// Set for a request routed to an origin, which Pingora proxies after `request_filter`.
     origin: Option<OriginRequest>,
+    /// How the request may use the cache.
+    cache_use: CacheUse,
+    /// The origin's response being recorded for the cache.
+    fill: Option<Fill>,
 }
 
 /// A request on its way to an origin.
@@ -363,9 +376,23 @@ impl ProxyHttp for AtollProxy {
             snapshot.route(request_host(head), head.uri.path()).cloned()
         };
         drop(snapshot);
+        let cache_use = {
+            let head = session.req_header();
+            CacheUse::of(&head.method, &head.headers)
+        };
+        if cache_use != CacheUse::Off
+            && let Some(target) = &target
+            && self
+                .answer_from_cache(session, target, &request_id, started)
+                .await?
+        {
+            ctx.request_id = Some(request_id);
+            return Ok(true);
+        }
         let endpoint = match target {
             Some(Target::Function(endpoint)) => Some(endpoint),
             Some(Target::Origin(origin)) => {
+                ctx.cache_use = cache_use;
                 return self
                     .admit_to_origin(session, ctx, origin, request_id, started)
                     .await;
@@ -378,7 +405,10 @@ impl ProxyHttp for AtollProxy {
                     .await?;
                 (GatewayError::NoRoute.status().as_u16(), Duration::ZERO)
             }
-            Some(endpoint) => match self.serve(session, endpoint, &request_id, started).await? {
+            Some(endpoint) => match self
+                .serve(session, endpoint, &request_id, started, cache_use)
+                .await?
+            {
                 Outcome::Served {
                     status,
                     instantiation,
@@ -471,16 +501,64 @@ impl ProxyHttp for AtollProxy {
 
     async fn response_filter(
         &self,
-        _session: &mut Session,
+        session: &mut Session,
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        if ctx.origin.is_some()
-            && let Some(request_id) = &ctx.request_id
+        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
+            return Ok(());
+        };
+        upstream_response.insert_header(request_id::HEADER, request_id.as_str())?;
+        if ctx.cache_use == CacheUse::Off {
+            return Ok(());
+        }
+        upstream_response.insert_header(cached::X_CACHE, "MISS")?;
+        let head = session.req_header();
+        let authorized = head.headers.contains_key(http::header::AUTHORIZATION);
+        if ctx.cache_use == CacheUse::LookupAndFill
+            && let Some(ttl) = policy::freshness(
+                upstream_response.status,
+                &upstream_response.headers,
+                authorized,
+            )
+            && let Some(cache) = request.endpoint.tenant.cache_to_fill()
         {
-            upstream_response.insert_header(request_id::HEADER, request_id.as_str())?;
+            let key = RequestKey {
+                host: request_host(head).unwrap_or_default(),
+                path: head.uri.path(),
+                query: head.uri.query(),
+                headers: &head.headers,
+            };
+            ctx.fill = Some(Fill::new(
+                &key,
+                upstream_response.status,
+                cached::headers_to_store(&upstream_response.headers),
+                ttl,
+                cache.max_object(),
+            ));
         }
         Ok(())
+    }
+
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<bytes::Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<Duration>> {
+        if let Some(fill) = &mut ctx.fill {
+            if let Some(data) = body {
+                fill.push(data);
+            }
+            if end_of_stream
+                && let (Some(fill), Some(request)) = (ctx.fill.take(), &ctx.origin)
+                && let Some(cache) = request.endpoint.tenant.cache()
+            {
+                fill.finish(cache);
+            }
+        }
+        Ok(None)
     }
 
     async fn fail_to_proxy(
@@ -565,6 +643,47 @@ async fn default_failure(session: &mut Session, e: &Error) -> FailToProxy {
 }
 
 impl AtollProxy {
+    /// Answers from the target's tenant's cache when it holds a fresh response for the request;
+    /// `Ok(false)` when it does not.
+    async fn answer_from_cache(
+        &self,
+        session: &mut Session,
+        target: &Target,
+        request_id: &RequestId,
+        started: Instant,
+    ) -> Result<bool> {
+        let Some(cache) = target.tenant().cache() else {
+            return Ok(false);
+        };
+        let entry = {
+            let head = session.req_header();
+            cache.lookup(&RequestKey {
+                host: request_host(head).unwrap_or_default(),
+                path: head.uri.path(),
+                query: head.uri.query(),
+                headers: &head.headers,
+            })
+        };
+        let Some(entry) = entry else {
+            return Ok(false);
+        };
+        let status = cached::write_hit(session, &entry, request_id).await?;
+        let duration = started.elapsed();
+        let answerer = match target {
+            Target::Function(endpoint) => Answerer::from(endpoint),
+            Target::Origin(endpoint) => Answerer::from(endpoint),
+        };
+        self.record_request(answerer, status, duration);
+        self.log_access(
+            session,
+            request_id,
+            Some(answerer),
+            (status, Duration::ZERO),
+            duration,
+        );
+        Ok(true)
+    }
+
     /// Admits a request for an origin under its tenant's rate and concurrency, and leaves it to
     /// Pingora to proxy (`Ok(false)`); a refused one is answered here.
     async fn admit_to_origin(

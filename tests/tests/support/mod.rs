@@ -1,11 +1,17 @@
-//! Test origins on loopback, shared by the outbound and origin tests.
+//! Test origins on loopback, shared by the outbound, origin and cache tests (each uses some).
+
+#![allow(dead_code)]
 
 use std::net::SocketAddr;
 
 use axum::extract::Request;
 use serde_json::json;
 
-/// An origin on loopback that describes the request it got; `/hang` accepts and never answers.
+/// Requests every origin started here has answered.
+pub static ORIGIN_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// An origin on loopback that describes the request it got; `/hang` accepts and never answers;
+/// paths under `/cacheable` say `Cache-Control: public, max-age=60`.
 pub async fn start_origin() -> SocketAddr {
     async fn describe(request: Request) -> axum::response::Response {
         if request.uri().path() == "/hang" {
@@ -18,7 +24,10 @@ pub async fn start_origin() -> SocketAddr {
                 .and_then(|v| v.to_str().ok())
                 .map(str::to_owned)
         };
+        let count = ORIGIN_REQUESTS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        let cacheable = request.uri().path().starts_with("/cacheable");
         let body = json!({
+            "count": count,
             "method": request.method().as_str(),
             "path": request.uri().path(),
             "query": request.uri().query(),
@@ -29,7 +38,11 @@ pub async fn start_origin() -> SocketAddr {
             "request_id": header("x-request-id"),
             "forwarded_for": header("x-forwarded-for"),
         });
-        axum::response::Response::builder()
+        let mut response = axum::response::Response::builder();
+        if cacheable {
+            response = response.header("cache-control", "public, max-age=60");
+        }
+        response
             .header("content-type", "application/json")
             .header("x-from-origin", "yes")
             .body(body.to_string().into())
