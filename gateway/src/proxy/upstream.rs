@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use pingora::http::RequestHeader;
 use pingora::prelude::HttpPeer;
+use pingora::protocols::ALPN;
 use pingora::utils::tls::{WrappedX509, parse_x509};
 use pingora::{Error, ErrorType};
 
@@ -29,6 +30,10 @@ pub(super) fn peer(origin: &Origin, address: SocketAddr) -> HttpPeer {
     options.idle_timeout = Some(std::time::Duration::from_secs(60));
     options.verify_cert = true;
     options.verify_hostname = true;
+    if tls {
+        // HTTP/2 to origins that offer it, HTTP/1.1 to the rest.
+        options.alpn = ALPN::H2H1;
+    }
     if let Some(ca) = &origin.ca {
         let certificates: Vec<WrappedX509> = ca
             .iter()
