@@ -22,7 +22,7 @@ fn check_accepts_the_demo_config() {
         "{stdout}{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    assert!(stdout.contains("ok (1 tenants, 3 functions)"), "{stdout}");
+    assert!(stdout.contains("ok (1 tenants, 4 functions)"), "{stdout}");
 }
 
 #[test]
