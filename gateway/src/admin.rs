@@ -55,6 +55,10 @@ pub fn router(state: AdminState) -> Router {
             post(rollback),
         )
         .route("/v1/tenants/{tenant}/cache/purge", post(purge_cache))
+        .route(
+            "/v1/tenants/{tenant}/functions/{function}/config",
+            put(put_config).get(get_config),
+        )
         .fallback(not_found)
         .with_state(state)
 }
@@ -403,6 +407,32 @@ async fn rollback(
         .await?;
     Ok(axum::Json(view).into_response())
 }
+
+async fn put_config(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let config: std::collections::BTreeMap<String, String> =
+        parse_json(&read_body(body, MAX_CONFIG_BODY).await?)?;
+    let names = state.control.set_config(&tenant, &function, config).await?;
+    Ok(axum::Json(json!({ "names": names })).into_response())
+}
+
+async fn get_config(
+    State(state): State<AdminState>,
+    Path((tenant, function)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator_or_tenant(&state, &headers, &tenant).await?;
+    let names = state.control.config_names(&tenant, &function).await?;
+    Ok(axum::Json(json!({ "names": names })).into_response())
+}
+
+/// The largest config body: every variable at its largest.
+const MAX_CONFIG_BODY: u64 = 2 << 20;
 
 #[derive(serde::Deserialize, Default)]
 #[serde(deny_unknown_fields)]

@@ -16,7 +16,7 @@ use crate::metrics::FunctionMetrics;
 use crate::origins::Origin;
 use crate::outbound::TenantOutbound;
 use crate::routes::{HostPattern, RouteTable};
-use crate::runtime::{FunctionImage, InvokeLimits};
+use crate::runtime::{ConfigVariables, FunctionImage, InvokeLimits};
 
 /// A tenant as the gateway serves it.
 #[derive(Debug)]
@@ -85,7 +85,6 @@ impl Tenant {
 }
 
 /// One deployed version of a function, ready to instantiate.
-#[derive(Debug)]
 pub struct Function {
     /// The function's name, unique within its tenant.
     pub name: String,
@@ -93,6 +92,18 @@ pub struct Function {
     pub version: String,
     /// The compiled, pre-linked component; shared by every function serving the same bytes.
     pub image: Arc<FunctionImage>,
+    /// Its config variables (`wasi:config/store`). Values may be secrets: never logged.
+    pub config: Arc<ConfigVariables>,
+}
+
+impl std::fmt::Debug for Function {
+    /// Name and version only: config values may be secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Function")
+            .field("name", &self.name)
+            .field("version", &self.version)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What a route leads to: a tenant's function.

@@ -72,8 +72,9 @@
 //! [`wasi:http/proxy`]: https://github.com/WebAssembly/wasi-http
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
+pub mod config;
 mod convert;
 mod fetch;
 mod guest;

@@ -255,6 +255,42 @@ pub struct FunctionConfig {
     pub wasm: PathBuf,
     /// The routes it serves.
     pub routes: Vec<Route>,
+    /// Its config variables (`wasi:config/store`).
+    pub config: BTreeMap<String, String>,
+}
+
+/// The most config variables a function may have.
+pub const MAX_CONFIG_VARIABLES: usize = 256;
+/// The largest config value, in bytes.
+pub const MAX_CONFIG_VALUE: usize = 64 << 10;
+
+/// Checks a function's config variables: at most [`MAX_CONFIG_VARIABLES`], names of letters,
+/// digits, `_`, `-` and `.` (1 to 128 of them), values up to [`MAX_CONFIG_VALUE`] bytes. The
+/// error names the key, never a value (values may be secrets).
+pub fn check_config_variables(variables: &BTreeMap<String, String>) -> Result<(), String> {
+    if variables.len() > MAX_CONFIG_VARIABLES {
+        return Err(format!(
+            "{} variables: at most {MAX_CONFIG_VARIABLES}",
+            variables.len()
+        ));
+    }
+    for (key, value) in variables {
+        let valid = (1..=128).contains(&key.len())
+            && key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !valid {
+            return Err(format!(
+                "variable name `{key}`: use 1 to 128 letters, digits, `_`, `-` or `.`"
+            ));
+        }
+        if value.len() > MAX_CONFIG_VALUE {
+            return Err(format!(
+                "the value of `{key}` is over {MAX_CONFIG_VALUE} bytes"
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Why a config is not valid. The message starts with `file:line:` when the line is known.
@@ -542,6 +578,8 @@ struct RawFunction {
     wasm: PathBuf,
     #[serde(default)]
     routes: Vec<String>,
+    #[serde(default)]
+    config: BTreeMap<String, String>,
 }
 
 /// Whether `name` is a valid tenant or function name: `^[a-z0-9][a-z0-9-]{0,62}$`.
@@ -800,6 +838,8 @@ impl Parser<'_> {
                     "wasm cannot be empty".to_owned(),
                 ));
             }
+            check_config_variables(&raw_function.config)
+                .map_err(|e| self.invalid(&[&key[..], &["config"]].concat(), e))?;
             let routes = self.routes(
                 &[&key[..], &["routes"]].concat(),
                 &raw_function.routes,
@@ -811,6 +851,7 @@ impl Parser<'_> {
                 FunctionConfig {
                     wasm: resolve(&raw_function.wasm),
                     routes,
+                    config: raw_function.config.clone(),
                 },
             );
         }

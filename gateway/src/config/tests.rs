@@ -346,3 +346,24 @@ fn the_https_listener_needs_certificates() {
     assert_eq!(certificate.cert, Path::new("/etc/atoll/certs/a.pem"));
     assert_eq!(certificate.hosts.len(), 2);
 }
+
+#[test]
+fn function_config_variables_are_checked_by_name() {
+    let config = Config::parse(
+        "tenants:\n  t:\n    functions:\n      f: {wasm: f.wasm, config: {origin: 'https://o.test', API_KEY: s3cr3t}}\n",
+        None,
+    )
+    .unwrap();
+    let f = &config.tenants["t"].functions["f"];
+    assert_eq!(f.config["origin"], "https://o.test");
+    assert_eq!(f.config.len(), 2);
+    let e = error(
+        "tenants:\n  t:\n    functions:\n      f: {wasm: f.wasm, config: {'bad key': secret-value}}\n",
+    );
+    assert!(e.contains("tenants.t.functions.f.config"), "{e}");
+    assert!(e.contains("bad key"), "{e}");
+    assert!(
+        !e.contains("secret-value"),
+        "a value leaked into the error: {e}"
+    );
+}

@@ -112,6 +112,7 @@ impl Loader {
                 name: name.to_owned(),
                 version,
                 image,
+                config: Default::default(),
             },
             compile,
         ))

@@ -60,6 +60,16 @@ pub enum ControlError {
     Storage(String),
 }
 
+/// Config variables as the runtime takes them.
+fn variables(config: &BTreeMap<String, String>) -> Arc<crate::runtime::ConfigVariables> {
+    Arc::new(
+        config
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect(),
+    )
+}
+
 fn invalid(code: &'static str, message: impl Into<String>) -> ControlError {
     ControlError::Invalid {
         code,
@@ -199,7 +209,7 @@ impl ControlPlane {
                 })?;
                 functions.insert(
                     function.clone(),
-                    plane.live_function(name, loaded, f.routes.clone()),
+                    plane.live_function(name, loaded, f.routes.clone(), &f.config),
                 );
             }
             let mut origins = BTreeMap::new();
@@ -245,7 +255,10 @@ impl ControlPlane {
                     .iter()
                     .map(|r| Route::parse(r))
                     .collect::<Result<Vec<_>, _>>()?;
-                functions.insert(function.clone(), plane.live_function(name, loaded, routes));
+                functions.insert(
+                    function.clone(),
+                    plane.live_function(name, loaded, routes, &f.config),
+                );
             }
             live.insert(
                 name.clone(),
@@ -303,7 +316,14 @@ impl ControlPlane {
         ))
     }
 
-    fn live_function(&self, tenant: &str, function: Function, routes: Vec<Route>) -> LiveFunction {
+    fn live_function(
+        &self,
+        tenant: &str,
+        mut function: Function,
+        routes: Vec<Route>,
+        config: &BTreeMap<String, String>,
+    ) -> LiveFunction {
+        function.config = variables(config);
         LiveFunction {
             metrics: Arc::new(self.metrics.for_function(tenant, &function.name)),
             function: Arc::new(function),
@@ -474,6 +494,62 @@ impl ControlPlane {
             }),
         )?;
         Ok(spec)
+    }
+
+    /// Replaces the config variables of an API function; returns their names. The function
+    /// keeps serving, with the new variables from the next request on.
+    pub async fn set_config(
+        &self,
+        tenant: &str,
+        function: &str,
+        config: BTreeMap<String, String>,
+    ) -> Result<Vec<String>, ControlError> {
+        crate::config::check_config_variables(&config)
+            .map_err(|e| invalid("invalid_config", format!("config: {e}")))?;
+        let mut inner = self.inner.lock().await;
+        let record = self.api_tenant(&inner, tenant)?;
+        if !record.functions.contains_key(function) {
+            return Err(not_found_function(tenant, function));
+        }
+        let mut record = Self::record_of(&inner, tenant);
+        if let Some(f) = record.functions.get_mut(function) {
+            f.config = config.clone();
+        }
+        self.save_record(&mut inner, tenant, record)?;
+        if let Some(mut live) = inner.live.get(tenant).cloned()
+            && let Some(current) = live.functions.get(function).cloned()
+        {
+            let updated = Function {
+                name: current.function.name.clone(),
+                version: current.function.version.clone(),
+                image: current.function.image.clone(),
+                config: variables(&config),
+            };
+            live.functions.insert(
+                function.to_owned(),
+                LiveFunction {
+                    function: Arc::new(updated),
+                    ..current
+                },
+            );
+            self.serve(&mut inner, tenant, Some(live))?;
+        }
+        Ok(config.into_keys().collect())
+    }
+
+    /// The names (never the values) of an API function's config variables.
+    pub async fn config_names(
+        &self,
+        tenant: &str,
+        function: &str,
+    ) -> Result<Vec<String>, ControlError> {
+        let inner = self.inner.lock().await;
+        let record = self.api_tenant(&inner, tenant)?;
+        let f = record
+            .functions
+            .get(function)
+            .ok_or_else(|| not_found_function(tenant, function))?;
+        Ok(f.config.keys().cloned().collect())
     }
 
     /// Drops tenant `name`'s cached responses under `prefix` (all without one); how many went.
@@ -651,10 +727,11 @@ impl ControlPlane {
         function_record.deploy(loaded.version.clone(), self.config.keep_versions);
         function_record.routes = route_texts.clone();
         let versions = function_record.versions.clone();
+        let config = function_record.config.clone();
         self.save_record(&mut inner, tenant, record)?;
 
         let version = loaded.version.clone();
-        let live_function = self.live_function(tenant, loaded, routes);
+        let live_function = self.live_function(tenant, loaded, routes, &config);
         if let Some(mut live) = inner.live.get(tenant).cloned() {
             live.functions.insert(function.to_owned(), live_function);
             self.serve(&mut inner, tenant, Some(live))?;
@@ -712,7 +789,7 @@ impl ControlPlane {
             .components
             .get(&target)
             .map_err(|e| ControlError::Storage(e.to_string()))?;
-        let (loaded, _) = self
+        let (mut loaded, _) = self
             .loader
             .load_blocking(function, bytes.into())
             .await
@@ -738,6 +815,7 @@ impl ControlPlane {
             .cloned()
             .ok_or_else(|| not_found_tenant(tenant))?;
         if let Some(current) = live.functions.get(function).cloned() {
+            loaded.config = current.function.config.clone();
             live.functions.insert(
                 function.to_owned(),
                 LiveFunction {

@@ -126,6 +126,7 @@ impl AtollProxy {
         let invoke = self.runtime.invoke_observed(
             &endpoint.function.image,
             &tenant.invoke_limits,
+            &endpoint.function.config,
             request,
             InstanceObserver::new(endpoint, request_id, self.observability.metrics),
         );

@@ -64,6 +64,8 @@ pub(crate) struct GuestState {
     pub(crate) memory: MemoryLimiter,
     pub(crate) cpu: CpuBudget,
     lane: LongRunningLane,
+    /// The function's config variables.
+    pub(crate) config: Arc<wasmtime_wasi_config::WasiConfigVariables>,
 }
 
 impl GuestState {
@@ -72,6 +74,7 @@ impl GuestState {
         epoch_tick: Duration,
         lanes: &Arc<Semaphore>,
         output: &OutputCapture,
+        config: &Arc<wasmtime_wasi_config::WasiConfigVariables>,
     ) -> GuestState {
         GuestState {
             table: ResourceTable::new(),
@@ -87,6 +90,7 @@ impl GuestState {
                 lanes: lanes.clone(),
                 held: Arc::new(Mutex::new(None)),
             },
+            config: config.clone(),
         }
     }
 

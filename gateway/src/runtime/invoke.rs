@@ -12,6 +12,7 @@
 //! and from the trap.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -182,15 +183,19 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        self.invoke_observed(image, limits, request, ()).await
+        static NO_CONFIG: std::sync::LazyLock<Arc<super::ConfigVariables>> =
+            std::sync::LazyLock::new(Default::default);
+        self.invoke_observed(image, limits, &NO_CONFIG, request, ())
+            .await
     }
 
-    /// [`Runtime::invoke`], with an observer that lives as long as the guest's task and hears
-    /// its [`GuestStats`] when it finishes.
+    /// [`Runtime::invoke`], with the function's config variables and an observer that lives as
+    /// long as the guest's task and hears its [`GuestStats`] when it finishes.
     pub async fn invoke_observed<B, O>(
         &self,
         image: &FunctionImage,
         limits: &InvokeLimits,
+        config: &Arc<super::ConfigVariables>,
         request: http::Request<B>,
         observer: O,
     ) -> Result<Invocation, InvokeError>
@@ -202,7 +207,13 @@ impl Runtime {
         let output = OutputCapture::default();
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(limits, self.settings.epoch_tick, &self.lanes, &output),
+            GuestState::new(
+                limits,
+                self.settings.epoch_tick,
+                &self.lanes,
+                &output,
+                config,
+            ),
         );
         let observed = Observed { observer, output };
         store.limiter(|state| &mut state.memory);

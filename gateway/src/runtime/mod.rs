@@ -1,6 +1,6 @@
 //! The WebAssembly runtime: one wasmtime [`Engine`] with the pooling allocator, the linker that
 //! gives guests the `wasi:http/proxy` world (plus the `wasi:cli` imports that std-built guests
-//! carry), compilation of components into ready-to-instantiate [`FunctionImage`]s, and the
+//! carry, and `wasi:config/store` for their config variables), compilation of components into ready-to-instantiate [`FunctionImage`]s, and the
 //! per-request invocation with its limits.
 //!
 //! This module speaks `http` crate types only and never imports Pingora, so it can be tested and
@@ -24,7 +24,11 @@ use std::sync::Arc;
 use anyhow::anyhow;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_config::WasiConfig;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+/// A function's config variables (`wasi:config/store`), set at deploy time.
+pub use wasmtime_wasi_config::WasiConfigVariables as ConfigVariables;
 
 pub use self::engine::RuntimeSettings;
 pub use self::error::{InvokeError, LoadError};
@@ -73,6 +77,11 @@ impl Runtime {
             .map_err(|e| anyhow!("linking wasi: {e:#}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking wasi:http: {e:#}"))?;
+        // Each function's config variables, set at deploy time.
+        wasmtime_wasi_config::add_to_linker(&mut linker, |state: &mut GuestState| {
+            WasiConfig::from(&*state.config)
+        })
+        .map_err(|e| anyhow!("linking wasi:config: {e:#}"))?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick);
         Ok(Arc::new(Runtime {
             engine,

@@ -76,6 +76,9 @@ pub struct FunctionRecord {
     /// The routes it serves, as written.
     #[serde(default)]
     pub routes: Vec<String>,
+    /// Its config variables (`wasi:config`), set through the admin API.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, String>,
 }
 
 /// Why a rollback cannot happen.
@@ -96,6 +99,7 @@ impl FunctionRecord {
             versions: vec![version.clone()],
             active: version,
             routes,
+            config: BTreeMap::new(),
         }
     }
 

@@ -2,9 +2,9 @@
 //! path segment, the route it is mounted on, and adds `x-forwarded-host`), fetches the origin through `wasi:http/outgoing-handler`,
 //! and answers with the origin's response plus `x-edge: atoll`.
 //!
-//! The origin is the request's `x-origin` header (`https://api.example.com`), so one build
-//! serves any origin the tenant's `outbound.allow` lets it reach; the gateway refuses the rest
-//! (`502` here, with the reason).
+//! The origin is the function's config variable `origin` (`https://api.example.com`), or, when
+//! it is not set, the request's `x-origin` header, so one build serves any origin the tenant's
+//! `outbound.allow` lets it reach; the gateway refuses the rest (`502` here, with the reason).
 
 use atoll_sdk::http::{HeaderValue, StatusCode, header};
 use atoll_sdk::{Bytes, Request, Response, fetch};
@@ -22,13 +22,18 @@ const HOP_BY_HOP: [&str; 8] = [
 ];
 
 fn edge(request: Request) -> Response {
-    let Some(origin) = request
-        .headers()
-        .get("x-origin")
-        .and_then(|v| v.to_str().ok())
+    let configured = atoll_sdk::config::get("origin").ok().flatten();
+    let Some(origin) = configured
+        .or_else(|| {
+            let header = request.headers().get("x-origin")?;
+            header.to_str().ok().map(str::to_owned)
+        })
         .map(|o| o.trim_end_matches('/').to_owned())
     else {
-        return plain(StatusCode::BAD_REQUEST, "send the origin in x-origin\n".into());
+        return plain(
+            StatusCode::BAD_REQUEST,
+            "set the config variable `origin`, or send x-origin\n".into(),
+        );
     };
     // `/edge/items/1` goes to `/items/1` on the origin.
     let path = request.uri().path();
