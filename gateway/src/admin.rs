@@ -55,6 +55,11 @@ pub fn router(state: AdminState) -> Router {
             post(rollback),
         )
         .route("/v1/tenants/{tenant}/cache/purge", post(purge_cache))
+        .route("/v1/tenants/{tenant}/kv", get(list_kv))
+        .route(
+            "/v1/tenants/{tenant}/kv/{bucket}/{*key}",
+            get(get_kv).delete(delete_kv),
+        )
         .route(
             "/v1/tenants/{tenant}/functions/{function}/config",
             put(put_config).get(get_config),
@@ -406,6 +411,100 @@ async fn rollback(
         .rollback(&tenant, &function, request.version)
         .await?;
     Ok(axum::Json(view).into_response())
+}
+
+#[derive(serde::Deserialize)]
+struct KvListQuery {
+    bucket: Option<String>,
+    cursor: Option<u64>,
+}
+
+/// The tenant's key-value data, after checking the caller and that the tenant exists.
+async fn tenant_kv(
+    state: &AdminState,
+    headers: &HeaderMap,
+    tenant: &str,
+) -> Result<crate::kv::TenantKv, AdminError> {
+    operator_or_tenant(state, headers, tenant).await?;
+    if !state.control.has_tenant(tenant).await {
+        return Err(AdminError::Control(crate::control::ControlError::NotFound(
+            format!("no tenant `{tenant}`"),
+        )));
+    }
+    Ok(state.control.kv(tenant))
+}
+
+fn kv_error(e: crate::kv::KvError) -> AdminError {
+    match e {
+        crate::kv::KvError::Invalid(why) => AdminError::BadRequest(why),
+        other => AdminError::Control(crate::control::ControlError::Storage(other.to_string())),
+    }
+}
+
+async fn list_kv(
+    State(state): State<AdminState>,
+    Path(tenant): Path<String>,
+    axum::extract::Query(query): axum::extract::Query<KvListQuery>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    let kv = tenant_kv(&state, &headers, &tenant).await?;
+    if let Some(bucket) = &query.bucket {
+        crate::kv::store::check_bucket(bucket).map_err(kv_error)?;
+    }
+    let cursor = query.cursor.unwrap_or(0);
+    let (keys, next, usage) = kv
+        .run(move |store, tenant| {
+            let (keys, next) = store.list_keys(tenant, query.bucket.as_deref(), cursor)?;
+            Ok((keys, next, store.usage(tenant)?))
+        })
+        .await
+        .map_err(kv_error)?;
+    Ok(axum::Json(json!({
+        "keys": keys,
+        "cursor": next,
+        "usage": {"keys": usage.keys, "bytes": usage.bytes},
+    }))
+    .into_response())
+}
+
+async fn get_kv(
+    State(state): State<AdminState>,
+    Path((tenant, bucket, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    let kv = tenant_kv(&state, &headers, &tenant).await?;
+    let value = kv
+        .run(move |store, tenant| store.get(tenant, &bucket, &key))
+        .await
+        .map_err(kv_error)?;
+    match value {
+        Some(value) => Ok((
+            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
+            value,
+        )
+            .into_response()),
+        None => Err(AdminError::Control(crate::control::ControlError::NotFound(
+            "no such key".into(),
+        ))),
+    }
+}
+
+async fn delete_kv(
+    State(state): State<AdminState>,
+    Path((tenant, bucket, key)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    let kv = tenant_kv(&state, &headers, &tenant).await?;
+    let removed = kv
+        .run(move |store, tenant| store.delete_many(tenant, &bucket, &[key]))
+        .await
+        .map_err(kv_error)?;
+    if removed == 0 {
+        return Err(AdminError::Control(crate::control::ControlError::NotFound(
+            "no such key".into(),
+        )));
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn put_config(

@@ -17,6 +17,7 @@ pub mod auth;
 pub mod cache;
 pub mod config;
 pub mod control;
+pub mod kv;
 pub mod log_writer;
 pub mod metrics;
 pub mod origins;

@@ -12,6 +12,7 @@ use arc_swap::ArcSwap;
 use crate::admission::TenantAdmission;
 use crate::cache::{CacheSettings, TenantCache};
 use crate::config::Limits;
+use crate::kv::TenantKv;
 use crate::metrics::FunctionMetrics;
 use crate::origins::Origin;
 use crate::outbound::TenantOutbound;
@@ -48,12 +49,14 @@ impl Tenant {
         outbound: Arc<TenantOutbound>,
         response_body: u64,
         cache_settings: CacheSettings,
+        kv: Option<Arc<TenantKv>>,
     ) -> Tenant {
         let invoke_limits = InvokeLimits {
             memory: limits.memory.0,
             cpu_time: limits.cpu_time,
             response_body,
             outbound: Some(outbound.clone()),
+            kv,
         };
         Tenant {
             name,

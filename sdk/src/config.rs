@@ -11,16 +11,7 @@
 
 use std::fmt;
 
-// The generated bindings are the only unsafe code of the crate.
-#[allow(unsafe_code, missing_docs)]
-mod bindings {
-    wit_bindgen::generate!({
-        path: "wit",
-        world: "imports",
-    });
-}
-
-use bindings::wasi::config::store;
+use crate::bindings::wasi::config::store;
 
 /// Why the variables could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]

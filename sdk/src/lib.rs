@@ -74,10 +74,13 @@
 #![warn(missing_docs)]
 #![deny(unsafe_code)]
 
+mod bindings;
 pub mod config;
 mod convert;
 mod fetch;
 mod guest;
+pub mod kv;
+pub mod log;
 mod response;
 
 pub use bytes;

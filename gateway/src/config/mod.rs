@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
 use crate::cache::CacheSettings;
+use crate::kv::KvSettings;
 use crate::origins::{HostHeader, OriginSpec, OriginUrl};
 use crate::outbound::{OriginPattern, OutboundSettings};
 use crate::routes::{HostPattern, Route};
@@ -62,6 +63,8 @@ pub struct Config {
     pub tls: TlsConfig,
     /// The response cache's sizes.
     pub cache: CacheSettings,
+    /// Each tenant's key-value quotas.
+    pub kv: KvSettings,
     /// Tenants by name.
     pub tenants: BTreeMap<String, TenantConfig>,
     /// The file this config came from, if any.
@@ -410,6 +413,8 @@ struct RawConfig {
     #[serde(default)]
     cache: RawCache,
     #[serde(default)]
+    kv: RawKv,
+    #[serde(default)]
     tenants: BTreeMap<String, RawTenant>,
 }
 
@@ -432,6 +437,14 @@ struct RawListen {
     http: Option<SocketAddr>,
     admin: Option<SocketAddr>,
     https: Option<SocketAddr>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawKv {
+    max_keys: Option<u64>,
+    max_bytes: Option<ByteSize>,
+    max_value: Option<ByteSize>,
 }
 
 #[derive(Deserialize, Default)]
@@ -719,6 +732,17 @@ impl Parser<'_> {
                         .map_or(CacheSettings::default().max_object as u64, |s| s.0),
                 )
                 .unwrap_or(usize::MAX),
+            },
+            kv: KvSettings {
+                max_keys: raw.kv.max_keys.unwrap_or(KvSettings::default().max_keys),
+                max_bytes: raw
+                    .kv
+                    .max_bytes
+                    .map_or(KvSettings::default().max_bytes, |s| s.0),
+                max_value: raw
+                    .kv
+                    .max_value
+                    .map_or(KvSettings::default().max_value, |s| s.0),
             },
             tenants,
             source: source.map(Path::to_owned),

@@ -19,6 +19,7 @@ use tokio::sync::Mutex;
 
 use crate::auth::Caller;
 use crate::config::{Config, check_origin, is_valid_name};
+use crate::kv::{KvStore, TenantKv};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::outbound::{AllowList, OutboundClient, TenantOutbound};
 use crate::registry::{Endpoint, Function, OriginEndpoint, Registry, Snapshot, Target, Tenant};
@@ -139,6 +140,8 @@ pub struct ControlPlane {
     metrics: Metrics,
     /// The client every tenant's outbound calls go through.
     outbound: Arc<OutboundClient>,
+    /// Every tenant's key-value data.
+    kv: Arc<KvStore>,
     inner: Mutex<Inner>,
 }
 
@@ -170,7 +173,10 @@ impl ControlPlane {
         let outbound =
             OutboundClient::new(config.outbound.settings, config.outbound.ca_file.as_deref())
                 .context("outbound.ca_file")?;
+        let kv = KvStore::open(&config.data_dir.join("kv.redb"), config.kv)
+            .map_err(|e| anyhow::anyhow!("opening the key-value store: {e}"))?;
         let plane = ControlPlane {
+            kv: Arc::new(kv),
             outbound: Arc::new(outbound),
             loader: Loader::new(runtime, artifacts, metrics.clone()),
             components,
@@ -195,6 +201,7 @@ impl ControlPlane {
                 plane.tenant_outbound(name, allow),
                 plane.config.response_body.0,
                 plane.config.cache,
+                Some(plane.tenant_kv(name)),
             ));
             let mut functions = BTreeMap::new();
             for (function, f) in &tenant.functions {
@@ -304,7 +311,17 @@ impl ControlPlane {
             self.tenant_outbound(name, allow),
             self.config.response_body.0,
             self.config.cache,
+            Some(self.tenant_kv(name)),
         ))
+    }
+
+    fn tenant_kv(&self, name: &str) -> Arc<TenantKv> {
+        Arc::new(TenantKv::new(self.kv.clone(), name))
+    }
+
+    /// The key-value data of tenant `name`.
+    pub fn kv(&self, name: &str) -> TenantKv {
+        TenantKv::new(self.kv.clone(), name)
     }
 
     fn tenant_outbound(&self, name: &str, allow: AllowList) -> Arc<TenantOutbound> {
@@ -595,6 +612,13 @@ impl ControlPlane {
             self.metrics
                 .forget_tenant(name, live.functions.keys().map(String::as_str));
         }
+        // Its data goes with it.
+        self.kv(name)
+            .run(|store, tenant| store.delete_tenant(tenant))
+            .await
+            .map_err(|e| {
+                ControlError::Storage(format!("deleting the tenant's key-value data: {e}"))
+            })?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use super::output::{GuestStream, OutputCapture};
+use crate::kv::TenantKv;
 use crate::outbound::{OutboundCalls, TenantOutbound};
 
 /// The limits one invocation runs under, taken from its tenant's configuration.
@@ -30,6 +31,8 @@ pub struct InvokeLimits {
     pub response_body: u64,
     /// What the guest may call over `wasi:http/outgoing-handler`; `None` denies every call.
     pub outbound: Option<Arc<TenantOutbound>>,
+    /// The tenant's `wasi:keyvalue` namespace; `None` refuses every call.
+    pub kv: Option<Arc<TenantKv>>,
 }
 
 impl Default for InvokeLimits {
@@ -39,6 +42,7 @@ impl Default for InvokeLimits {
             cpu_time: Duration::from_millis(50),
             response_body: 1 << 30,
             outbound: None,
+            kv: None,
         }
     }
 }
@@ -57,7 +61,7 @@ pub(crate) enum LimitHit {
 
 /// Per-request store data.
 pub(crate) struct GuestState {
-    table: ResourceTable,
+    pub(crate) table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundCalls,
@@ -66,6 +70,8 @@ pub(crate) struct GuestState {
     lane: LongRunningLane,
     /// The function's config variables.
     pub(crate) config: Arc<wasmtime_wasi_config::WasiConfigVariables>,
+    /// The tenant's key-value namespace.
+    pub(crate) kv: Option<Arc<TenantKv>>,
 }
 
 impl GuestState {
@@ -91,6 +97,7 @@ impl GuestState {
                 held: Arc::new(Mutex::new(None)),
             },
             config: config.clone(),
+            kv: limits.kv.clone(),
         }
     }
 

@@ -82,6 +82,14 @@ impl Runtime {
             WasiConfig::from(&*state.config)
         })
         .map_err(|e| anyhow!("linking wasi:config: {e:#}"))?;
+        // The tenant's key-value namespace.
+        crate::kv::host::add_to_linker(&mut linker, |state: &mut GuestState| {
+            crate::kv::host::KvView {
+                table: &mut state.table,
+                kv: state.kv.as_deref(),
+            }
+        })
+        .map_err(|e| anyhow!("linking wasi:keyvalue: {e:#}"))?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick);
         Ok(Arc::new(Runtime {
             engine,
