@@ -73,6 +73,16 @@ async fn a_miss_fills_the_cache_and_a_hit_never_runs_the_guest() {
     let gateway = TestGateway::start(TENANTS);
     let miss = get(&gateway, "shop.test", "/c/page?max-age=60", &[]).await;
     assert_eq!((miss.status, miss.x_cache()), (200, "MISS"));
+    // The miss's guest records its instantiation as its task ends, maybe just after the
+    // response: wait for it, bounded.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while instantiations(&gateway, "shop").await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the miss never recorded its instantiation"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let ran = instantiations(&gateway, "shop").await;
 
     let hit = get(&gateway, "shop.test", "/c/page?max-age=60", &[]).await;

@@ -40,6 +40,23 @@ fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// Waits, bounded, until `series` reads `value`: an origin request is recorded as it ends,
+/// which may be just after the client has its response.
+async fn wait_for_metric(gateway: &TestGateway, series: &str, value: f64) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics(gateway).await;
+        if metric_value(&text, series) == Some(value) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{series} never read {value}:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 async fn metrics(gateway: &TestGateway) -> String {
     reqwest::get(gateway.admin_url("/metrics"))
         .await
@@ -87,14 +104,12 @@ async fn an_origin_gets_the_rewritten_path_its_host_and_the_forwarding_headers()
     assert_eq!(seen["path"], "/raw/x");
     assert_eq!(seen["host"], host);
 
-    let text = metrics(&gateway).await;
-    assert_eq!(
-        metric_value(
-            &text,
-            "atoll_requests_total{code=\"200\",function=\"web\",tenant=\"shop\"}"
-        ),
-        Some(1.0)
-    );
+    wait_for_metric(
+        &gateway,
+        "atoll_requests_total{code=\"200\",function=\"web\",tenant=\"shop\"}",
+        1.0,
+    )
+    .await;
 }
 
 async fn error_of(response: reqwest::Response) -> (u16, String, String) {
@@ -130,21 +145,18 @@ async fn an_unreachable_origin_is_a_502_and_a_silent_one_a_504() {
         started.elapsed()
     );
 
-    let text = metrics(&gateway).await;
-    assert_eq!(
-        metric_value(
-            &text,
-            "atoll_requests_total{code=\"502\",function=\"gone\",tenant=\"shop\"}"
-        ),
-        Some(1.0)
-    );
-    assert_eq!(
-        metric_value(
-            &text,
-            "atoll_requests_total{code=\"504\",function=\"slow\",tenant=\"shop\"}"
-        ),
-        Some(1.0)
-    );
+    wait_for_metric(
+        &gateway,
+        "atoll_requests_total{code=\"502\",function=\"gone\",tenant=\"shop\"}",
+        1.0,
+    )
+    .await;
+    wait_for_metric(
+        &gateway,
+        "atoll_requests_total{code=\"504\",function=\"slow\",tenant=\"shop\"}",
+        1.0,
+    )
+    .await;
     // The gateway still serves the healthy origin afterwards.
     let response = client()
         .get(gateway.url("/static/ok"))

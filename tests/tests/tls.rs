@@ -108,7 +108,8 @@ async fn sni_chooses_the_certificate_and_http1_reaches_the_function() {
         .unwrap_or_default();
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains("x-request-id"), "{response}");
-    assert!(response.ends_with("Hello from Atoll!\n"), "{response}");
+    // The body may come whole or chunked, as the guest's frames arrive.
+    assert!(response.contains("Hello from Atoll!\n"), "{response}");
 
     let stream = connect(&fixture, address, "www.api.test", &[b"http/1.1"]).await;
     assert_eq!(leaf(&stream), fixture.wildcard);
