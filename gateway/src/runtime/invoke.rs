@@ -91,8 +91,9 @@ pub struct GuestBody {
     /// Bytes the guest may still send.
     remaining: u64,
     limit: u64,
-    /// Held for its `Drop`: the guest task lives as long as its body.
-    _guest: AbortOnDrop,
+    /// Held for its `Drop`: the guest task lives as long as its body (and, once the body has
+    /// ended, a short grace to return and report).
+    guest: AbortOnDrop,
 }
 
 /// Why a guest's response body stopped early.
@@ -135,7 +136,10 @@ impl Body for GuestBody {
                 Poll::Ready(Some(Ok(frame)))
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(GuestBodyError::Guest(e)))),
-            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Ready(None) => {
+                this.guest.body_ended = true;
+                Poll::Ready(None)
+            }
             Poll::Pending => Poll::Pending,
         }
     }
@@ -149,13 +153,44 @@ impl Body for GuestBody {
     }
 }
 
-/// Aborts the guest task when dropped.
-struct AbortOnDrop(Option<JoinHandle<GuestExit>>);
+/// How long a guest whose response body has ended may take to return from `handle` (and
+/// report its stats) before it is stopped.
+const RETURN_GRACE: Duration = Duration::from_secs(1);
+
+/// Stops the guest task when dropped: at once while its response is unfinished (the client
+/// went away, a limit stopped it); after [`RETURN_GRACE`] once the body has ended, so a guest
+/// on its way out of `handle` returns and reports instead of being cut off.
+struct AbortOnDrop {
+    task: Option<JoinHandle<GuestExit>>,
+    body_ended: bool,
+}
+
+impl AbortOnDrop {
+    fn new(task: JoinHandle<GuestExit>) -> AbortOnDrop {
+        AbortOnDrop {
+            task: Some(task),
+            body_ended: false,
+        }
+    }
+}
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        if let Some(handle) = self.0.take() {
-            handle.abort();
+        let Some(mut task) = self.task.take() else {
+            return;
+        };
+        if task.is_finished() {
+            return;
+        }
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) if self.body_ended => {
+                runtime.spawn(async move {
+                    if tokio::time::timeout(RETURN_GRACE, &mut task).await.is_err() {
+                        task.abort();
+                    }
+                });
+            }
+            _ => task.abort(),
         }
     }
 }
@@ -262,7 +297,7 @@ impl Runtime {
                 Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
             }
         });
-        let mut guest = AbortOnDrop(Some(task));
+        let mut guest = AbortOnDrop::new(task);
 
         let head = head_rx.await;
         let instantiation = inst_rx.await_now();
@@ -272,14 +307,14 @@ impl Runtime {
                     inner,
                     remaining: limits.response_body,
                     limit: limits.response_body,
-                    _guest: guest,
+                    guest,
                 }),
                 instantiation,
             }),
             Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
             // The outparam was dropped without a response: the task has ended or is ending.
             Err(_closed) => {
-                let handle = guest.0.take().expect("the guest task is still held");
+                let handle = guest.task.take().expect("the guest task is still held");
                 match handle.await {
                     Ok(GuestExit::Returned) => Err(InvokeError::NoResponse),
                     Ok(GuestExit::Failed(e)) => Err(e),
