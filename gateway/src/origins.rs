@@ -7,7 +7,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::sync::Arc;
+
+use arc_swap::ArcSwapOption;
 use std::time::{Duration, Instant};
 
 use crate::outbound::OutboundScheme;
@@ -141,7 +143,8 @@ pub struct Origin {
     pub spec: OriginSpec,
     /// The CA certificates of `spec.ca_file`, DER, checked at load.
     pub ca: Option<Vec<Vec<u8>>>,
-    resolved: Mutex<Option<(Instant, SocketAddr)>>,
+    /// The address last resolved, and when; read without a lock on every request.
+    resolved: ArcSwapOption<(Instant, SocketAddr)>,
 }
 
 impl Origin {
@@ -149,13 +152,17 @@ impl Origin {
     pub fn new(name: &str, spec: OriginSpec) -> Result<Origin, String> {
         let ca = match &spec.ca_file {
             None => None,
-            Some(path) => Some(read_ca_file(path)?),
+            Some(path) => {
+                let mut checked = rustls::RootCertStore::empty();
+                let certificates = crate::tls::add_roots(path, &mut checked)?;
+                Some(certificates.into_iter().map(|c| c.to_vec()).collect())
+            }
         };
         Ok(Origin {
             name: name.to_owned(),
             spec,
             ca,
-            resolved: Mutex::new(None),
+            resolved: ArcSwapOption::empty(),
         })
     }
 
@@ -184,10 +191,10 @@ impl Origin {
         if let Ok(ip) = url.host.parse::<IpAddr>() {
             return Ok(SocketAddr::new(ip, url.port));
         }
-        if let Some((at, address)) = *self.resolved.lock().expect("not poisoned")
-            && at.elapsed() < RESOLVED_FOR
+        if let Some(resolved) = self.resolved.load().as_deref()
+            && resolved.0.elapsed() < RESOLVED_FOR
         {
-            return Ok(address);
+            return Ok(resolved.1);
         }
         let address = tokio::net::lookup_host((url.host.as_str(), url.port))
             .await?
@@ -198,31 +205,10 @@ impl Origin {
                     format!("{} has no address", url.host),
                 )
             })?;
-        *self.resolved.lock().expect("not poisoned") = Some((Instant::now(), address));
+        self.resolved
+            .store(Some(Arc::new((Instant::now(), address))));
         Ok(address)
     }
-}
-
-/// The certificates of a PEM file, DER, each checked to parse.
-fn read_ca_file(path: &std::path::Path) -> Result<Vec<Vec<u8>>, String> {
-    use rustls::pki_types::CertificateDer;
-    use rustls::pki_types::pem::PemObject as _;
-    let certificates = CertificateDer::pem_file_iter(path)
-        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("reading the CA file {}: {e}", path.display()))?;
-    if certificates.is_empty() {
-        return Err(format!(
-            "the CA file {} holds no certificate",
-            path.display()
-        ));
-    }
-    let mut roots = rustls::RootCertStore::empty();
-    for certificate in &certificates {
-        roots
-            .add(certificate.clone())
-            .map_err(|e| format!("a certificate of {}: {e}", path.display()))?;
-    }
-    Ok(certificates.into_iter().map(|c| c.to_vec()).collect())
 }
 
 #[cfg(test)]

@@ -81,7 +81,7 @@ fn certified_key(
     config: &CertificateConfig,
     provider: &CryptoProvider,
 ) -> Result<CertifiedKey, String> {
-    let chain = read_chain(&config.cert)?;
+    let chain = read_certificates(&config.cert)?;
     let key = PrivateKeyDer::from_pem_file(&config.key)
         .map_err(|e| format!("reading the key {}: {e}", config.key.display()))?;
     CertifiedKey::from_der(chain, key, provider).map_err(|e| {
@@ -93,17 +93,31 @@ fn certified_key(
     })
 }
 
-fn read_chain(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
-    let chain = CertificateDer::pem_file_iter(path)
+/// The certificates of the PEM file at `path`. The error names the file; a file that holds
+/// none is an error too.
+pub fn read_certificates(path: &Path) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = CertificateDer::pem_file_iter(path)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| format!("reading the certificate {}: {e}", path.display()))?;
-    if chain.is_empty() {
-        return Err(format!(
-            "the certificate file {} holds no certificate",
-            path.display()
-        ));
+        .map_err(|e| format!("reading {}: {e}", path.display()))?;
+    if certificates.is_empty() {
+        return Err(format!("{} holds no certificate", path.display()));
     }
-    Ok(chain)
+    Ok(certificates)
+}
+
+/// Adds the certificates of the PEM CA file at `path` to `roots`, each checked to be a usable
+/// root, and returns them.
+pub fn add_roots(
+    path: &Path,
+    roots: &mut rustls::RootCertStore,
+) -> Result<Vec<CertificateDer<'static>>, String> {
+    let certificates = read_certificates(path)?;
+    for certificate in &certificates {
+        roots
+            .add(certificate.clone())
+            .map_err(|e| format!("a certificate of {}: {e}", path.display()))?;
+    }
+    Ok(certificates)
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use atoll_tests::{TestGateway, metric_value, tenant_wasm};
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
-use support::{ORIGIN_REQUESTS, start_origin};
+use support::{ORIGIN_REQUESTS, admin_call, admin_json, metrics_text, start_origin};
 
 const TENANTS: &str = r#"
 tenants:
@@ -55,12 +55,7 @@ async fn get(gateway: &TestGateway, host: &str, path: &str, headers: &[(&str, &s
 }
 
 async fn instantiations(gateway: &TestGateway, tenant: &str) -> f64 {
-    let text = reqwest::get(gateway.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(gateway).await;
     metric_value(
         &text,
         &format!("atoll_instantiation_duration_seconds_count{{tenant=\"{tenant}\"}}"),
@@ -216,34 +211,14 @@ async fn if_none_match_on_a_hit_is_a_304_without_a_body() {
 /// Purges shop's cache with `token` and `body`.
 async fn purge(gateway: &TestGateway, token: &str, body: Value) -> (u16, Value) {
     let path = "/v1/tenants/shop/cache/purge";
-    admin(
+    admin_json(
         gateway,
         reqwest::Method::POST,
         path,
         token,
-        body.to_string().into(),
+        body.to_string(),
     )
     .await
-}
-
-/// Calls the admin API with `token`; returns the status and the JSON body (`null` if none).
-async fn admin(
-    gateway: &TestGateway,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: reqwest::Body,
-) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, gateway.admin_url(path))
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
 }
 
 #[tokio::test]
@@ -254,25 +229,18 @@ async fn purge_under_the_tenants_token_by_prefix_or_whole() {
     for tenant in ["shop", "other"] {
         let path = format!("/v1/tenants/{tenant}");
         let hosts = json!({"hosts": [format!("{tenant}.test")]}).to_string();
-        let (status, _) = admin(
-            &gateway,
-            reqwest::Method::PUT,
-            &path,
-            &operator,
-            hosts.into(),
-        )
-        .await;
+        let (status, _) = admin_json(&gateway, reqwest::Method::PUT, &path, &operator, hosts).await;
         assert_eq!(status, 200);
         let path = format!("/v1/tenants/{tenant}/tokens");
         let (status, body) =
-            admin(&gateway, reqwest::Method::POST, &path, &operator, "".into()).await;
+            admin_json(&gateway, reqwest::Method::POST, &path, &operator, "").await;
         assert_eq!(status, 201, "{body}");
         tokens.push(body["token"].as_str().unwrap().to_owned());
     }
     let (shop, other) = (tokens[0].clone(), tokens[1].clone());
     let wasm = std::fs::read(tenant_wasm("cached")).unwrap();
     let deploy = "/v1/tenants/shop/functions/cached?route=shop.test/c";
-    let (status, body) = admin(&gateway, reqwest::Method::PUT, deploy, &shop, wasm.into()).await;
+    let (status, body) = admin_json(&gateway, reqwest::Method::PUT, deploy, &shop, wasm).await;
     assert_eq!(status, 201, "{body}");
 
     for path in ["/c/static/a", "/c/static/b", "/c/page"] {
@@ -303,12 +271,12 @@ async fn purge_under_the_tenants_token_by_prefix_or_whole() {
     let (status, _) = purge(&gateway, &shop, json!({"prefix": "no-slash"})).await;
     assert_eq!(status, 400);
     // The operator may purge too; an empty body means everything.
-    let (status, _) = admin(
+    let (status, _) = admin_json(
         &gateway,
         reqwest::Method::POST,
         "/v1/tenants/shop/cache/purge",
         &operator,
-        "".into(),
+        "",
     )
     .await;
     assert_eq!(status, 200);
@@ -318,33 +286,24 @@ async fn purge_under_the_tenants_token_by_prefix_or_whole() {
 async fn a_tenant_never_receives_another_tenants_entry_for_the_same_host_and_path() {
     let gateway = TestGateway::start("tenants: {}\n");
     let operator = gateway.operator_token();
-    let client = reqwest::Client::new();
-    let admin = |method: reqwest::Method, path: String, body: reqwest::Body| {
-        client
-            .request(method, gateway.admin_url(&path))
-            .bearer_auth(&operator)
-            .body(body)
-            .send()
-    };
+    let put = reqwest::Method::PUT;
     for tenant in ["first", "second"] {
-        let response = admin(
-            reqwest::Method::PUT,
-            format!("/v1/tenants/{tenant}"),
-            json!({"hosts": ["same.test"]}).to_string().into(),
-        )
-        .await
-        .unwrap();
-        assert_eq!(response.status(), 200);
+        let spec = json!({"hosts": ["same.test"]}).to_string();
+        let path = format!("/v1/tenants/{tenant}");
+        let (status, _) = admin_call(&gateway, put.clone(), &path, &operator, spec).await;
+        assert_eq!(status, 200);
     }
     let cached = std::fs::read(tenant_wasm("cached")).unwrap();
-    let deploy = |tenant: &str| {
-        admin(
-            reqwest::Method::PUT,
-            format!("/v1/tenants/{tenant}/functions/page?route=same.test/page"),
-            cached.clone().into(),
-        )
-    };
-    assert_eq!(deploy("first").await.unwrap().status(), 201);
+    let deploy = |tenant: &str| format!("/v1/tenants/{tenant}/functions/page?route=same.test/page");
+    let (status, _) = admin_call(
+        &gateway,
+        put.clone(),
+        &deploy("first"),
+        &operator,
+        cached.clone(),
+    )
+    .await;
+    assert_eq!(status, 201);
     let first = get(&gateway, "same.test", "/page", &[]).await;
     assert_eq!(
         get(&gateway, "same.test", "/page", &[]).await.x_cache(),
@@ -352,15 +311,11 @@ async fn a_tenant_never_receives_another_tenants_entry_for_the_same_host_and_pat
     );
 
     // The route moves to the other tenant: same host, same path, its own (empty) cache.
-    let response = admin(
-        reqwest::Method::DELETE,
-        "/v1/tenants/first/functions/page".to_owned(),
-        reqwest::Body::from(""),
-    )
-    .await
-    .unwrap();
-    assert_eq!(response.status(), 204);
-    assert_eq!(deploy("second").await.unwrap().status(), 201);
+    let path = "/v1/tenants/first/functions/page";
+    let (status, _) = admin_call(&gateway, reqwest::Method::DELETE, path, &operator, "").await;
+    assert_eq!(status, 204);
+    let (status, _) = admin_call(&gateway, put, &deploy("second"), &operator, cached).await;
+    assert_eq!(status, 201);
     let second = get(&gateway, "same.test", "/page", &[]).await;
     assert_eq!(second.x_cache(), "MISS");
     assert_ne!(second.id(), first.id());

@@ -6,36 +6,7 @@ mod support;
 
 use atoll_tests::TestGateway;
 use serde_json::{Value, json};
-use support::start_origin;
-
-async fn call(
-    gateway: &TestGateway,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: String,
-) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .request(method, gateway.admin_url(path))
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    let text = response.text().await.unwrap();
-    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
-}
-
-async fn proxy_get(gateway: &TestGateway, host: &str, path: &str) -> (u16, String) {
-    let response = reqwest::Client::new()
-        .get(gateway.url(path))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
-}
+use support::{admin_json, get_text, start_origin};
 
 #[tokio::test]
 async fn config_file_variables_reach_the_guest() {
@@ -53,7 +24,7 @@ tenants:
         config: {{origin: "http://127.0.0.1:{port}", unused: "x"}}
 "#
     ));
-    let (status, body) = proxy_get(&gateway, "localhost", "/edge/items?q=1").await;
+    let (status, body) = get_text(&gateway, "localhost", "/edge/items?q=1").await;
     assert_eq!(status, 200, "{body}");
     let seen: Value = serde_json::from_str(&body).unwrap();
     assert_eq!(seen["path"], "/items");
@@ -72,7 +43,7 @@ async fn api_variables_are_set_listed_by_name_and_kept_across_restarts() {
             "hosts": [format!("{tenant}.test")],
             "outbound": {"allow": [format!("http://127.0.0.1:{port}")]},
         });
-        let (status, body) = call(
+        let (status, body) = admin_json(
             &gateway,
             put.clone(),
             &format!("/v1/tenants/{tenant}"),
@@ -82,12 +53,12 @@ async fn api_variables_are_set_listed_by_name_and_kept_across_restarts() {
         .await;
         assert_eq!(status, 200, "{body}");
     }
-    let (_, token) = call(
+    let (_, token) = admin_json(
         &gateway,
         reqwest::Method::POST,
         "/v1/tenants/other/tokens",
         &operator,
-        String::new(),
+        "",
     )
     .await;
     let other = token["token"].as_str().unwrap().to_owned();
@@ -102,13 +73,13 @@ async fn api_variables_are_set_listed_by_name_and_kept_across_restarts() {
     assert_eq!(response.status(), 201);
 
     // Without its origin the function says so.
-    let (status, body) = proxy_get(&gateway, "shop.test", "/edge/x").await;
+    let (status, body) = get_text(&gateway, "shop.test", "/edge/x").await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("origin"), "{body}");
 
     let config_path = "/v1/tenants/shop/functions/edge/config";
     let variables = json!({"origin": format!("http://127.0.0.1:{port}"), "api_key": "s3cr3t"});
-    let (status, body) = call(
+    let (status, body) = admin_json(
         &gateway,
         put.clone(),
         config_path,
@@ -121,37 +92,24 @@ async fn api_variables_are_set_listed_by_name_and_kept_across_restarts() {
         (200, json!({"names": ["api_key", "origin"]})),
         "{body}"
     );
-    let (status, body) = proxy_get(&gateway, "shop.test", "/edge/items").await;
+    let (status, body) = get_text(&gateway, "shop.test", "/edge/items").await;
     assert_eq!(status, 200, "{body}");
 
     // Names only, never values; another tenant's token may neither read nor write them.
-    let (status, body) = call(
-        &gateway,
-        reqwest::Method::GET,
-        config_path,
-        &operator,
-        String::new(),
-    )
-    .await;
+    let (status, body) =
+        admin_json(&gateway, reqwest::Method::GET, config_path, &operator, "").await;
     assert_eq!(
         (status, body.to_string().contains("s3cr3t")),
         (200, false),
         "{body}"
     );
-    let (status, _) = call(
-        &gateway,
-        reqwest::Method::GET,
-        config_path,
-        &other,
-        String::new(),
-    )
-    .await;
+    let (status, _) = admin_json(&gateway, reqwest::Method::GET, config_path, &other, "").await;
     assert_eq!(status, 403);
-    let (status, _) = call(&gateway, put.clone(), config_path, &other, "{}".into()).await;
+    let (status, _) = admin_json(&gateway, put.clone(), config_path, &other, "{}").await;
     assert_eq!(status, 403);
 
     // Bad names are refused and change nothing.
-    let (status, body) = call(
+    let (status, body) = admin_json(
         &gateway,
         put.clone(),
         config_path,
@@ -164,25 +122,18 @@ async fn api_variables_are_set_listed_by_name_and_kept_across_restarts() {
         (400, Some("invalid_config")),
         "{body}"
     );
-    let (status, body) = call(
-        &gateway,
-        put.clone(),
-        config_path,
-        &operator,
-        "[1, 2]".into(),
-    )
-    .await;
+    let (status, body) = admin_json(&gateway, put.clone(), config_path, &operator, "[1, 2]").await;
     assert_eq!(status, 400, "{body}");
-    let (status, _) = proxy_get(&gateway, "shop.test", "/edge/items").await;
+    let (status, _) = get_text(&gateway, "shop.test", "/edge/items").await;
     assert_eq!(status, 200);
 
     gateway.restart();
-    let (status, body) = proxy_get(&gateway, "shop.test", "/edge/items").await;
+    let (status, body) = get_text(&gateway, "shop.test", "/edge/items").await;
     assert_eq!(status, 200, "after a restart: {body}");
 
     // Emptying the variables takes effect at once.
-    let (status, _) = call(&gateway, put, config_path, &operator, "{}".into()).await;
+    let (status, _) = admin_json(&gateway, put, config_path, &operator, "{}").await;
     assert_eq!(status, 200);
-    let (status, _) = proxy_get(&gateway, "shop.test", "/edge/items").await;
+    let (status, _) = get_text(&gateway, "shop.test", "/edge/items").await;
     assert_eq!(status, 400);
 }

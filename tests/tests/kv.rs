@@ -3,39 +3,14 @@
 //! under 200 concurrent requests that ends exact, and the admin calls that list, read and
 //! delete a tenant's keys.
 
+mod support;
+
 use atoll_tests::{TestGateway, tenant_wasm};
 use serde_json::{Value, json};
-
-async fn admin(
-    gateway: &TestGateway,
-    method: reqwest::Method,
-    path: &str,
-    token: &str,
-    body: Vec<u8>,
-) -> (u16, Vec<u8>) {
-    let response = reqwest::Client::new()
-        .request(method, gateway.admin_url(path))
-        .bearer_auth(token)
-        .body(body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.bytes().await.unwrap().to_vec())
-}
+use support::{admin_call, get_text};
 
 fn json_of(body: &[u8]) -> Value {
     serde_json::from_slice(body).unwrap_or(Value::Null)
-}
-
-async fn count(gateway: &TestGateway, host: &str, path: &str) -> (u16, String) {
-    let response = reqwest::Client::new()
-        .get(gateway.url(path))
-        .header("host", host)
-        .send()
-        .await
-        .unwrap();
-    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 /// Tenants `a` and `b` (hosts `a.test`, `b.test`), each counting with `kv-counter` on `/`;
@@ -47,14 +22,15 @@ async fn two_counting_tenants(gateway: &TestGateway) -> (String, String) {
     for tenant in ["a", "b"] {
         let spec = json!({"hosts": [format!("{tenant}.test")]}).to_string();
         let path = format!("/v1/tenants/{tenant}");
-        let (status, _) = admin(gateway, put.clone(), &path, &operator, spec.into_bytes()).await;
+        let (status, _) =
+            admin_call(gateway, put.clone(), &path, &operator, spec.into_bytes()).await;
         assert_eq!(status, 200);
         let path = format!("/v1/tenants/{tenant}/tokens");
-        let (_, body) = admin(gateway, reqwest::Method::POST, &path, &operator, vec![]).await;
+        let (_, body) = admin_call(gateway, reqwest::Method::POST, &path, &operator, "").await;
         tokens.push(json_of(&body)["token"].as_str().unwrap().to_owned());
         let path = format!("/v1/tenants/{tenant}/functions/counter?route={tenant}.test/");
         let wasm = std::fs::read(tenant_wasm("kv_counter")).unwrap();
-        let (status, body) = admin(gateway, put.clone(), &path, &operator, wasm).await;
+        let (status, body) = admin_call(gateway, put.clone(), &path, &operator, wasm).await;
         assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
     }
     (tokens[0].clone(), tokens[1].clone())
@@ -66,86 +42,86 @@ async fn tenants_keep_their_own_values_for_the_same_keys_and_across_a_restart() 
     let (a, b) = two_counting_tenants(&gateway).await;
     for expected in ["1\n", "2\n", "3\n"] {
         assert_eq!(
-            count(&gateway, "a.test", "/page").await,
+            get_text(&gateway, "a.test", "/page").await,
             (200, expected.to_owned())
         );
     }
     assert_eq!(
-        count(&gateway, "b.test", "/page").await,
+        get_text(&gateway, "b.test", "/page").await,
         (200, "1\n".to_owned())
     );
 
     // The admin calls see each tenant's own keys, and only with its token.
     let get = reqwest::Method::GET;
-    let (status, body) = admin(
+    let (status, body) = admin_call(
         &gateway,
         get.clone(),
         "/v1/tenants/a/kv?bucket=visits",
         &a,
-        vec![],
+        "",
     )
     .await;
     let listing = json_of(&body);
     assert_eq!(status, 200, "{listing}");
     assert_eq!(listing["keys"], json!(["/page"]));
     assert_eq!(listing["usage"]["keys"], 1);
-    let (status, value) = admin(
+    let (status, value) = admin_call(
         &gateway,
         get.clone(),
         "/v1/tenants/a/kv/visits//page",
         &a,
-        vec![],
+        "",
     )
     .await;
     assert_eq!((status, value.as_slice()), (200, &b"3"[..]));
-    let (status, _) = admin(
+    let (status, _) = admin_call(
         &gateway,
         get.clone(),
         "/v1/tenants/a/kv/visits//page",
         &b,
-        vec![],
+        "",
     )
     .await;
     assert_eq!(status, 403);
 
     gateway.restart();
     assert_eq!(
-        count(&gateway, "a.test", "/page").await,
+        get_text(&gateway, "a.test", "/page").await,
         (200, "4\n".to_owned())
     );
     assert_eq!(
-        count(&gateway, "b.test", "/page?peek").await,
+        get_text(&gateway, "b.test", "/page?peek").await,
         (200, "1\n".to_owned())
     );
 
     // Deleting a key through the API resets it; deleting the tenant deletes its data.
     let delete = reqwest::Method::DELETE;
-    let (status, _) = admin(
+    let (status, _) = admin_call(
         &gateway,
         delete.clone(),
         "/v1/tenants/a/kv/visits//page",
         &a,
-        vec![],
+        "",
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _) = admin(
+    let (status, _) = admin_call(
         &gateway,
         delete.clone(),
         "/v1/tenants/a/kv/visits//page",
         &a,
-        vec![],
+        "",
     )
     .await;
     assert_eq!(status, 404);
     assert_eq!(
-        count(&gateway, "a.test", "/page").await,
+        get_text(&gateway, "a.test", "/page").await,
         (200, "1\n".to_owned())
     );
     let operator = gateway.operator_token();
-    let (status, _) = admin(&gateway, delete, "/v1/tenants/b", &operator, vec![]).await;
+    let (status, _) = admin_call(&gateway, delete, "/v1/tenants/b", &operator, "").await;
     assert_eq!(status, 204);
-    let (status, body) = admin(&gateway, get, "/v1/tenants/a/kv", &operator, vec![]).await;
+    let (status, body) = admin_call(&gateway, get, "/v1/tenants/a/kv", &operator, "").await;
     assert_eq!(
         (status, json_of(&body)["keys"].clone()),
         (200, json!(["visits//page"]))
@@ -163,15 +139,15 @@ tenants:
       counter: {wasm: "{wasm}/kv_counter.wasm", routes: [/]}
 "#,
     );
-    assert_eq!(count(&gateway, "localhost", "/one").await.0, 200);
-    assert_eq!(count(&gateway, "localhost", "/two").await.0, 200);
-    let (status, body) = count(&gateway, "localhost", "/three").await;
+    assert_eq!(get_text(&gateway, "localhost", "/one").await.0, 200);
+    assert_eq!(get_text(&gateway, "localhost", "/two").await.0, 200);
+    let (status, body) = get_text(&gateway, "localhost", "/three").await;
     assert_eq!(status, 500, "{body}");
     assert!(body.contains("quota exceeded"), "{body}");
     assert!(body.contains("2 keys"), "{body}");
     // Existing keys still count.
     assert_eq!(
-        count(&gateway, "localhost", "/one").await,
+        get_text(&gateway, "localhost", "/one").await,
         (200, "2\n".to_owned())
     );
 }
@@ -210,7 +186,7 @@ tenants:
         "every increment got its own value"
     );
     assert_eq!(
-        count(&gateway, "localhost", "/hits?peek").await,
+        get_text(&gateway, "localhost", "/hits?peek").await,
         (200, "200\n".to_owned())
     );
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use atoll_tests::{TestGateway, metric_value};
 use serde_json::Value;
-use support::{start_origin, start_tls_origin};
+use support::{metrics_text, start_origin, start_tls_origin};
 
 fn client() -> reqwest::Client {
     reqwest::Client::builder().http1_only().build().unwrap()
@@ -45,7 +45,7 @@ fn closed_port() -> u16 {
 async fn wait_for_metric(gateway: &TestGateway, series: &str, value: f64) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let text = metrics(gateway).await;
+        let text = metrics_text(gateway).await;
         if metric_value(&text, series) == Some(value) {
             return;
         }
@@ -55,15 +55,6 @@ async fn wait_for_metric(gateway: &TestGateway, series: &str, value: f64) {
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-}
-
-async fn metrics(gateway: &TestGateway) -> String {
-    reqwest::get(gateway.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
 }
 
 #[tokio::test]

@@ -10,7 +10,7 @@ mod support;
 
 use atoll_tests::{TestGateway, metric_value};
 use serde_json::Value;
-use support::{start_origin, start_tls_origin};
+use support::{metrics_text, start_origin, start_tls_origin};
 
 /// Three tenants mounting `edge-proxy` on their own path: `named` allows the origin by its
 /// address, `byname` only by the name `localhost` (which resolves to loopback), `none` allows
@@ -54,12 +54,7 @@ async fn get(
 }
 
 async fn outbound_count(gateway: &TestGateway, tenant: &str, result: &str) -> f64 {
-    let text = reqwest::get(gateway.admin_url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = metrics_text(gateway).await;
     metric_value(
         &text,
         &format!("atoll_outbound_requests_total{{result=\"{result}\",tenant=\"{tenant}\"}}"),

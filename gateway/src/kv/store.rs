@@ -12,6 +12,21 @@ const DATA: TableDefinition<&[u8], &[u8]> = TableDefinition::new("kv");
 /// `tenant` → keys (u64 LE) and bytes (u64 LE) it holds.
 const USAGE: TableDefinition<&str, &[u8]> = TableDefinition::new("usage");
 
+/// The data table, open for writing.
+type DataTable<'txn> = redb::Table<'txn, &'static [u8], &'static [u8]>;
+
+/// `tenant`'s usage as `table` has it (none yet: zero).
+fn usage_of(
+    table: &impl ReadableTable<&'static str, &'static [u8]>,
+    tenant: &str,
+) -> Result<Usage, KvError> {
+    Ok(table
+        .get(tenant)
+        .map_err(storage)?
+        .map(|u| Usage::decode(u.value()))
+        .unwrap_or_default())
+}
+
 /// Keys listed per page.
 pub const PAGE: usize = 1000;
 
@@ -77,6 +92,23 @@ impl Usage {
             keys: word(0),
             bytes: word(8),
         }
+    }
+
+    /// Counts `key` stored with a value of `new` bytes, over an old one of `old` bytes if any.
+    fn stored(&mut self, key: &str, old: Option<usize>, new: usize) {
+        match old {
+            Some(old) => self.bytes = self.bytes - old as u64 + new as u64,
+            None => {
+                self.keys += 1;
+                self.bytes += (key.len() + new) as u64;
+            }
+        }
+    }
+
+    /// Counts `key` and its value of `old` bytes removed.
+    fn removed(&mut self, key: &str, old: usize) {
+        self.keys = self.keys.saturating_sub(1);
+        self.bytes = self.bytes.saturating_sub((key.len() + old) as u64);
     }
 
     fn encode(self) -> [u8; 16] {
@@ -194,35 +226,39 @@ impl KvStore {
                 )));
             }
         }
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut data = txn.open_table(DATA).map_err(storage)?;
-            let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
-            let mut usage = usage_table
-                .get(tenant)
-                .map_err(storage)?
-                .map(|u| Usage::decode(u.value()))
-                .unwrap_or_default();
+        self.write(tenant, |data, usage| {
             for (key, value) in entries {
                 let full = full_key(tenant, bucket, key);
                 let old = data
                     .insert(full.as_slice(), value.as_slice())
                     .map_err(storage)?
-                    .map(|v| v.value().len() as u64);
-                match old {
-                    Some(old) => usage.bytes = usage.bytes - old + value.len() as u64,
-                    None => {
-                        usage.keys += 1;
-                        usage.bytes += (key.len() + value.len()) as u64;
-                    }
-                }
+                    .map(|v| v.value().len());
+                usage.stored(key, old, value.len());
             }
-            self.check_quota(tenant, usage)?;
+            self.check_quota(tenant, *usage)
+        })
+    }
+
+    /// Runs `change` on the data table and `tenant`'s usage in one write transaction, then
+    /// stores the usage and commits: all of it, or (on an error) none.
+    fn write<R>(
+        &self,
+        tenant: &str,
+        change: impl FnOnce(&mut DataTable<'_>, &mut Usage) -> Result<R, KvError>,
+    ) -> Result<R, KvError> {
+        let txn = self.db.begin_write().map_err(storage)?;
+        let result = {
+            let mut data = txn.open_table(DATA).map_err(storage)?;
+            let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
+            let mut usage = usage_of(&usage_table, tenant)?;
+            let result = change(&mut data, &mut usage)?;
             usage_table
                 .insert(tenant, usage.encode().as_slice())
                 .map_err(storage)?;
-        }
-        txn.commit().map_err(storage)
+            result
+        };
+        txn.commit().map_err(storage)?;
+        Ok(result)
     }
 
     fn check_quota(&self, tenant: &str, usage: Usage) -> Result<(), KvError> {
@@ -243,32 +279,17 @@ impl KvStore {
 
     /// Deletes the keys; absent ones are fine. Returns how many were there.
     pub fn delete_many(&self, tenant: &str, bucket: &str, keys: &[String]) -> Result<u64, KvError> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        let mut removed = 0;
-        {
-            let mut data = txn.open_table(DATA).map_err(storage)?;
-            let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
-            let mut usage = usage_table
-                .get(tenant)
-                .map_err(storage)?
-                .map(|u| Usage::decode(u.value()))
-                .unwrap_or_default();
+        self.write(tenant, |data, usage| {
+            let mut removed = 0;
             for key in keys {
                 let full = full_key(tenant, bucket, key);
                 if let Some(old) = data.remove(full.as_slice()).map_err(storage)? {
                     removed += 1;
-                    usage.keys = usage.keys.saturating_sub(1);
-                    usage.bytes = usage
-                        .bytes
-                        .saturating_sub((key.len() + old.value().len()) as u64);
+                    usage.removed(key, old.value().len());
                 }
             }
-            usage_table
-                .insert(tenant, usage.encode().as_slice())
-                .map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
-        Ok(removed)
+            Ok(removed)
+        })
     }
 
     /// Adds `delta` to the decimal number at `key` (0 when absent), atomically: concurrent
@@ -281,16 +302,7 @@ impl KvStore {
         delta: u64,
     ) -> Result<u64, KvError> {
         check_key(key)?;
-        let txn = self.db.begin_write().map_err(storage)?;
-        let next;
-        {
-            let mut data = txn.open_table(DATA).map_err(storage)?;
-            let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
-            let mut usage = usage_table
-                .get(tenant)
-                .map_err(storage)?
-                .map(|u| Usage::decode(u.value()))
-                .unwrap_or_default();
+        self.write(tenant, |data, usage| {
             let full = full_key(tenant, bucket, key);
             let current = data
                 .get(full.as_slice())
@@ -305,26 +317,16 @@ impl KvStore {
                         KvError::NotANumber(format!("the value of `{key}` is not a decimal number"))
                     })?,
             };
-            next = number
+            let next = number
                 .checked_add(delta)
                 .ok_or_else(|| KvError::NotANumber(format!("incrementing `{key}` overflows")))?;
             let text = next.to_string();
-            match &current {
-                Some(old) => usage.bytes = usage.bytes - old.len() as u64 + text.len() as u64,
-                None => {
-                    usage.keys += 1;
-                    usage.bytes += (key.len() + text.len()) as u64;
-                }
-            }
-            self.check_quota(tenant, usage)?;
+            usage.stored(key, current.map(|old| old.len()), text.len());
+            self.check_quota(tenant, *usage)?;
             data.insert(full.as_slice(), text.as_bytes())
                 .map_err(storage)?;
-            usage_table
-                .insert(tenant, usage.encode().as_slice())
-                .map_err(storage)?;
-        }
-        txn.commit().map_err(storage)?;
-        Ok(next)
+            Ok(next)
+        })
     }
 
     /// A page of `bucket`'s keys (every bucket's, as `bucket/key`, when `None`) from `cursor`,
@@ -366,12 +368,7 @@ impl KvStore {
     /// What `tenant` holds.
     pub fn usage(&self, tenant: &str) -> Result<Usage, KvError> {
         let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(USAGE).map_err(storage)?;
-        Ok(table
-            .get(tenant)
-            .map_err(storage)?
-            .map(|u| Usage::decode(u.value()))
-            .unwrap_or_default())
+        usage_of(&txn.open_table(USAGE).map_err(storage)?, tenant)
     }
 
     /// Deletes everything `tenant` holds (the tenant was deleted).

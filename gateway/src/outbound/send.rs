@@ -13,8 +13,7 @@ use anyhow::Context as _;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use http_body_util::BodyExt as _;
-use rustls::pki_types::pem::PemObject as _;
-use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::pki_types::ServerName;
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 use wasmtime_wasi_http::io::TokioIo;
@@ -98,17 +97,7 @@ impl OutboundClient {
             roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
         };
         if let Some(ca_file) = ca_file {
-            let certificates = CertificateDer::pem_file_iter(ca_file)
-                .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
-                .with_context(|| format!("reading the CA file {}", ca_file.display()))?;
-            if certificates.is_empty() {
-                anyhow::bail!("the CA file {} holds no certificate", ca_file.display());
-            }
-            for certificate in certificates {
-                roots.add(certificate).with_context(|| {
-                    format!("adding a certificate of {} to the roots", ca_file.display())
-                })?;
-            }
+            crate::tls::add_roots(ca_file, &mut roots).map_err(anyhow::Error::msg)?;
         }
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = rustls::ClientConfig::builder_with_provider(provider)

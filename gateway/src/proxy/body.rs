@@ -258,7 +258,7 @@ pub(super) async fn write_guest_response(
 }
 
 /// Connection-level headers that belong to one hop: the gateway sets its own.
-fn is_hop_by_hop(name: &http::HeaderName) -> bool {
+pub(super) fn is_hop_by_hop(name: &http::HeaderName) -> bool {
     matches!(
         name.as_str(),
         "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection" | "te"

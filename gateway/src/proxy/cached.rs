@@ -55,20 +55,11 @@ pub(super) async fn write_hit(
 pub(super) fn headers_to_store(headers: &http::HeaderMap) -> http::HeaderMap {
     let mut kept = http::HeaderMap::with_capacity(headers.len());
     for (name, value) in headers {
-        let skip = matches!(
+        let per_response = matches!(
             name.as_str(),
-            "connection"
-                | "keep-alive"
-                | "transfer-encoding"
-                | "upgrade"
-                | "proxy-connection"
-                | "te"
-                | "content-length"
-                | "age"
-                | "x-cache"
-                | "x-request-id"
+            "content-length" | "age" | "x-cache" | "x-request-id"
         );
-        if !skip {
+        if !per_response && !super::body::is_hop_by_hop(name) {
             kept.append(name.clone(), value.clone());
         }
     }

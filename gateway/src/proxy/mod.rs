@@ -29,7 +29,7 @@ use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::admission::{Admitted, Rejection};
+use crate::admission::Admitted;
 use crate::cache::{CacheUse, Fill, RequestKey, policy};
 use crate::config::{Observability, Recording};
 use crate::metrics::{FunctionMetrics, Metrics};
@@ -100,11 +100,7 @@ impl AtollProxy {
         let deadline = started + tenant.limits.timeout;
         let _admitted = match tenant.admission.admit().await {
             Ok(admitted) => admitted,
-            Err(Rejection::Rate { retry_after }) => {
-                let retry_after = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                return Ok(Outcome::Refused(GatewayError::RateLimited { retry_after }));
-            }
-            Err(Rejection::Concurrency) => return Ok(Outcome::Refused(GatewayError::OverCapacity)),
+            Err(rejection) => return Ok(Outcome::Refused(rejection.into())),
         };
         let body = match body::read_capped(session, tenant.limits.request_body.0).await? {
             Ok(body) => body,
@@ -705,11 +701,7 @@ impl AtollProxy {
                 ctx.request_id = Some(request_id);
                 return Ok(false);
             }
-            Err(Rejection::Rate { retry_after }) => {
-                let retry_after = retry_after.as_secs_f64().ceil().max(1.0) as u64;
-                GatewayError::RateLimited { retry_after }
-            }
-            Err(Rejection::Concurrency) => GatewayError::OverCapacity,
+            Err(rejection) => GatewayError::from(rejection),
         };
         if self.observability.metrics == Recording::On
             && let Some(limit) = refused.limit()

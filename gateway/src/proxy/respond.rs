@@ -6,6 +6,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use pingora::http::ResponseHeader;
 
+use crate::admission::Rejection;
 use crate::runtime::InvokeError;
 
 use super::request_id::{HEADER as REQUEST_ID, RequestId};
@@ -41,6 +42,18 @@ pub enum GatewayError {
     OriginUnreachable(String),
     /// The origin did not connect or answer within its timeouts. The detail is for the log.
     OriginTimeout(String),
+}
+
+impl From<Rejection> for GatewayError {
+    /// A tenant's admission refusal: 429 with whole seconds to wait (at least 1), or 503.
+    fn from(rejection: Rejection) -> Self {
+        match rejection {
+            Rejection::Rate { retry_after } => GatewayError::RateLimited {
+                retry_after: retry_after.as_secs_f64().ceil().max(1.0) as u64,
+            },
+            Rejection::Concurrency => GatewayError::OverCapacity,
+        }
+    }
 }
 
 impl GatewayError {

@@ -1,11 +1,65 @@
-//! Test origins on loopback, shared by the outbound, origin and cache tests (each uses some).
+//! What several end-to-end test files share (each uses some): test origins on loopback, and
+//! short calls to a test gateway's admin API, metrics and proxy.
 
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
 
+use atoll_tests::TestGateway;
 use axum::extract::Request;
-use serde_json::json;
+use serde_json::{Value, json};
+
+/// Calls the admin API: `method path` with `token` and `body`; returns the status and body.
+pub async fn admin_call(
+    gateway: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Vec<u8>) {
+    let response = reqwest::Client::new()
+        .request(method, gateway.admin_url(path))
+        .bearer_auth(token)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    let status = response.status().as_u16();
+    (status, response.bytes().await.unwrap().to_vec())
+}
+
+/// [`admin_call`], with the body as JSON (`null` when it is none).
+pub async fn admin_json(
+    gateway: &TestGateway,
+    method: reqwest::Method,
+    path: &str,
+    token: &str,
+    body: impl Into<reqwest::Body>,
+) -> (u16, Value) {
+    let (status, body) = admin_call(gateway, method, path, token, body).await;
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
+
+/// The gateway's `/metrics` text.
+pub async fn metrics_text(gateway: &TestGateway) -> String {
+    reqwest::get(gateway.admin_url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+/// `GET path` with `Host: host` through the proxy: the status and the body as text.
+pub async fn get_text(gateway: &TestGateway, host: &str, path: &str) -> (u16, String) {
+    let response = reqwest::Client::new()
+        .get(gateway.url(path))
+        .header("host", host)
+        .send()
+        .await
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
 
 /// Requests every origin started here has answered.
 pub static ORIGIN_REQUESTS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
