@@ -40,6 +40,7 @@ pub fn router(state: AdminState) -> Router {
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
         .route("/v1/tenants", get(list_tenants))
+        .route("/v1/quarantine", get(list_quarantined))
         .route(
             "/v1/tenants/{tenant}",
             put(put_tenant).get(get_tenant).delete(delete_tenant),
@@ -236,7 +237,18 @@ async fn healthz() -> Response {
 
 async fn readyz(State(state): State<AdminState>) -> Response {
     if state.ready.load(Ordering::Acquire) {
-        (StatusCode::OK, axum::Json(json!({"status": "ready"}))).into_response()
+        // Only the count: which tenants and why is the operator's to read (/v1/quarantine).
+        let quarantined = state.control.quarantined().await.len();
+        let body = if quarantined == 0 {
+            json!({"status": "ready"})
+        } else {
+            json!({
+                "status": "ready",
+                "quarantined": quarantined,
+                "detail": "some stored tenants or functions could not be loaded and are not served; see GET /v1/quarantine",
+            })
+        };
+        (StatusCode::OK, axum::Json(body)).into_response()
     } else {
         error(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -263,6 +275,16 @@ async fn not_found() -> Response {
         "not_found",
         "no such admin endpoint; see docs/api.md",
     )
+}
+
+/// What start-up could not load: operator only (it names tenants).
+async fn list_quarantined(
+    State(state): State<AdminState>,
+    headers: HeaderMap,
+) -> Result<Response, AdminError> {
+    operator(&state, &headers).await?;
+    let quarantined = state.control.quarantined().await;
+    Ok(axum::Json(json!({ "quarantined": quarantined })).into_response())
 }
 
 async fn list_tenants(

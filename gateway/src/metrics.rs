@@ -57,6 +57,8 @@ pub struct Metrics {
     pub deployments: IntCounterVec,
     /// `atoll_functions_loaded`.
     pub functions_loaded: IntGauge,
+    /// `atoll_quarantined_functions`: stored functions start-up could not serve.
+    pub quarantined_functions: IntGauge,
     /// `atoll_artifacts_total{source}`: functions loaded from the precompiled-artifact cache
     /// (`cached`) or compiled (`compiled`, `recompiled`).
     pub artifacts: IntCounterVec,
@@ -142,6 +144,11 @@ impl Metrics {
         .expect("valid metric");
         let functions_loaded =
             IntGauge::new("atoll_functions_loaded", "Functions ready to serve").expect("valid");
+        let quarantined_functions = IntGauge::new(
+            "atoll_quarantined_functions",
+            "Stored functions start-up could not load, waiting to be fixed or deleted",
+        )
+        .expect("valid");
         let artifacts = IntCounterVec::new(
             Opts::new(
                 "atoll_artifacts_total",
@@ -162,6 +169,7 @@ impl Metrics {
             Box::new(outbound.clone()),
             Box::new(deployments.clone()),
             Box::new(functions_loaded.clone()),
+            Box::new(quarantined_functions.clone()),
             Box::new(artifacts.clone()),
         ] {
             registry.register(collector).expect("unique metric names");
@@ -179,6 +187,7 @@ impl Metrics {
             outbound,
             deployments,
             functions_loaded,
+            quarantined_functions,
             artifacts,
         }
     }

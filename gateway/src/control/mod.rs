@@ -22,16 +22,21 @@ use crate::config::{Config, check_origin, is_valid_name};
 use crate::kv::{KvStore, TenantKv};
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::outbound::{AllowList, OutboundClient, TenantOutbound};
-use crate::registry::{Endpoint, Function, OriginEndpoint, Registry, Snapshot, Target, Tenant};
+use crate::registry::{Function, Registry, Tenant};
 use crate::routes::{HostPattern, Route};
 use crate::runtime::{LoadError, Runtime};
 use crate::store::state::{Change, FunctionRecord, RollbackError, State, StateStore, TenantRecord};
 use crate::store::{ArtifactCache, ComponentStore};
 
 mod loader;
+mod publish;
+mod quarantine;
 mod view;
 
 use self::loader::Loader;
+use self::quarantine::Quarantine;
+
+pub use self::quarantine::Quarantined;
 
 pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec};
 use self::view::{describe, describe_functions};
@@ -129,6 +134,8 @@ struct Inner {
     live: BTreeMap<String, LiveTenant>,
     /// Functions with at least one route, over all of `live`: `atoll_functions_loaded`.
     functions_served: usize,
+    /// What start-up could not load from `state`.
+    quarantine: Quarantine,
 }
 
 /// The control plane of one gateway.
@@ -187,6 +194,7 @@ impl ControlPlane {
                 store,
                 live: BTreeMap::new(),
                 functions_served: 0,
+                quarantine: Quarantine::default(),
             }),
             config,
         };
@@ -242,49 +250,98 @@ impl ControlPlane {
                 },
             );
         }
-        for (name, record) in &state.tenants {
-            if live.contains_key(name) {
-                tracing::warn!(
-                    tenant = name.as_str(),
-                    "tenant is defined in the config file and in state.json: the config file wins"
-                );
-                continue;
-            }
-            let tenant = plane.tenant_from_record(name, record)?;
-            let mut functions = BTreeMap::new();
-            for (function, f) in &record.functions {
-                let bytes = plane.components.get(&f.active)?;
-                let (loaded, _) = plane
-                    .compile(function, &bytes)
-                    .map_err(|e| anyhow::anyhow!("loading {name}/{function}: {e}"))?;
-                let routes = f
-                    .routes
-                    .iter()
-                    .map(|r| Route::parse(r))
-                    .collect::<Result<Vec<_>, _>>()?;
-                functions.insert(
-                    function.clone(),
-                    plane.live_function(name, loaded, routes, &f.config),
-                );
-            }
-            live.insert(
-                name.clone(),
-                LiveTenant {
-                    origin: Origin::Api,
-                    tenant: Arc::new(tenant),
-                    functions,
-                    origins: BTreeMap::new(),
-                },
-            );
-        }
         {
             let mut inner = plane.inner.try_lock().expect("nobody else has it yet");
-            inner.state = state;
+            // The config file's tenants were checked as a whole: a conflict there is the
+            // operator's to fix, and `atoll check` names it.
             for (name, tenant) in live {
-                plane.serve(&mut inner, &name, Some(tenant))?;
+                let prepared = plane
+                    .prepare(&inner, &name, Some(tenant))
+                    .map_err(|e| anyhow::anyhow!("tenants.{name}: {e}"))?;
+                plane.publish(&mut inner, prepared);
             }
+            // What the admin API stored is loaded item by item: what cannot be served is
+            // quarantined, and everything else is served.
+            for (name, record) in &state.tenants {
+                if inner.live.contains_key(name) {
+                    tracing::warn!(
+                        tenant = name.as_str(),
+                        "tenant is defined in the config file and in state.json: the config file wins"
+                    );
+                    continue;
+                }
+                plane.load_stored_tenant(&mut inner, name, record);
+            }
+            inner.state = state;
+            plane.count_quarantined(&inner);
         }
         Ok(plane)
+    }
+
+    /// Serves stored tenant `name` and each of its functions that can be loaded; quarantines
+    /// the rest with their reasons. Blocking (it may compile).
+    fn load_stored_tenant(&self, inner: &mut Inner, name: &str, record: &TenantRecord) {
+        let tenant = match self.tenant_from_record(name, record) {
+            Ok(tenant) => Arc::new(tenant),
+            Err(e) => {
+                let reason = e.to_string();
+                inner
+                    .quarantine
+                    .add_tenant(name, &reason, record.functions.keys());
+                return;
+            }
+        };
+        let mut live = LiveTenant {
+            origin: Origin::Api,
+            tenant,
+            functions: BTreeMap::new(),
+            origins: BTreeMap::new(),
+        };
+        let prepared = self
+            .prepare(inner, name, Some(live.clone()))
+            .expect("a tenant without routes cannot conflict");
+        self.publish(inner, prepared);
+        for (function, f) in &record.functions {
+            let loaded = self
+                .load_stored_function(name, function, f)
+                .and_then(|one| {
+                    let mut next = live.clone();
+                    next.functions.insert(function.clone(), one);
+                    let prepared = self.prepare(inner, name, Some(next.clone()))?;
+                    Ok((next, prepared))
+                });
+            match loaded {
+                Ok((next, prepared)) => {
+                    self.publish(inner, prepared);
+                    live = next;
+                }
+                Err(e) => inner
+                    .quarantine
+                    .add_function(name, function, &e.to_string()),
+            }
+        }
+    }
+
+    /// Loads the active version of a stored function. Blocking.
+    fn load_stored_function(
+        &self,
+        tenant: &str,
+        function: &str,
+        record: &FunctionRecord,
+    ) -> Result<LiveFunction, ControlError> {
+        let routes = record
+            .routes
+            .iter()
+            .map(|r| Route::parse(r).map_err(|e| invalid("invalid_route", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let bytes = self
+            .components
+            .get(&record.active)
+            .map_err(|e| ControlError::Storage(format!("component {}: {e}", record.active)))?;
+        let (loaded, _) = self
+            .compile(function, &bytes)
+            .map_err(|e| invalid("invalid_component", e.to_string()))?;
+        Ok(self.live_function(tenant, loaded, routes, &record.config))
     }
 
     fn tenant_from_record(
@@ -353,75 +410,6 @@ impl ControlPlane {
         self.loader.load(name, bytes)
     }
 
-    /// Makes `next` what tenant `name` serves (`None`: nothing), in `inner.live` and in a new
-    /// published snapshot. The snapshot is the current one with only this tenant's routes
-    /// changed (its maps are persistent), so a change costs the same with 10 tenants or 10,000.
-    /// A route conflict leaves everything as it was.
-    fn serve(
-        &self,
-        inner: &mut Inner,
-        name: &str,
-        next: Option<LiveTenant>,
-    ) -> Result<(), ControlError> {
-        let mut snapshot = Snapshot::clone(&self.registry.snapshot());
-        let previous = inner.live.get(name);
-        for f in previous.iter().flat_map(|t| t.functions.values()) {
-            for route in &f.routes {
-                snapshot.routes.remove(route);
-            }
-        }
-        for o in previous.iter().flat_map(|t| t.origins.values()) {
-            for route in &o.routes {
-                snapshot.routes.remove(route);
-            }
-        }
-        snapshot.tenants.remove(name);
-        if let Some(live) = &next {
-            snapshot
-                .tenants
-                .insert(name.to_owned(), live.tenant.clone());
-            for f in live.functions.values() {
-                for route in &f.routes {
-                    let endpoint = Endpoint {
-                        tenant: live.tenant.clone(),
-                        function: f.function.clone(),
-                        route: route.to_string().into(),
-                        metrics: f.metrics.clone(),
-                    };
-                    snapshot
-                        .routes
-                        .insert(route.clone(), Target::Function(endpoint))
-                        .map_err(|e| ControlError::Conflict(e.to_string()))?;
-                }
-            }
-            for o in live.origins.values() {
-                for route in &o.routes {
-                    let endpoint = OriginEndpoint {
-                        tenant: live.tenant.clone(),
-                        origin: o.origin.clone(),
-                        route: route.to_string().into(),
-                        metrics: o.metrics.clone(),
-                    };
-                    snapshot
-                        .routes
-                        .insert(route.clone(), Target::Origin(endpoint))
-                        .map_err(|e| ControlError::Conflict(e.to_string()))?;
-                }
-            }
-        }
-        inner.functions_served -= previous.map_or(0, LiveTenant::routed_functions);
-        inner.functions_served += next.as_ref().map_or(0, LiveTenant::routed_functions);
-        match next {
-            Some(live) => inner.live.insert(name.to_owned(), live),
-            None => inner.live.remove(name),
-        };
-        self.metrics
-            .functions_loaded
-            .set(i64::try_from(inner.functions_served).unwrap_or(i64::MAX));
-        self.registry.publish(snapshot);
-        Ok(())
-    }
-
     /// Makes `change` durable, then applies it to the current state.
     fn save(&self, inner: &mut Inner, change: Change) -> Result<(), ControlError> {
         let Inner { state, store, .. } = inner;
@@ -430,23 +418,26 @@ impl ControlPlane {
         })
     }
 
-    /// Makes `record` tenant `name`'s stored record, durably.
-    fn save_record(
+    /// Makes `record` API tenant `name`'s stored record and `next` what it serves: validated
+    /// and built, then persisted, then published ([`publish`](self::publish)). `next` is `None`
+    /// when the tenant is not served (it is quarantined): the record alone is saved.
+    fn commit_tenant(
         &self,
         inner: &mut Inner,
         name: &str,
         record: TenantRecord,
+        next: Option<LiveTenant>,
     ) -> Result<(), ControlError> {
-        self.save(
-            inner,
-            Change::PutTenant {
-                name: name.to_owned(),
-                record,
-            },
-        )
+        match next {
+            Some(live) => {
+                let prepared = self.prepare(inner, name, Some(live))?;
+                self.commit(inner, put_change(name, record), prepared)
+            }
+            None => self.save(inner, put_change(name, record)),
+        }
     }
 
-    /// `name`'s stored record, to change and [`save_record`](Self::save_record) as a whole.
+    /// `name`'s stored record, to change and [`commit_tenant`](Self::commit_tenant) as a whole.
     fn record_of(inner: &Inner, name: &str) -> TenantRecord {
         inner.state.tenants.get(name).cloned().unwrap_or_default()
     }
@@ -494,14 +485,13 @@ impl ControlPlane {
                 }
             }
         }
-        self.save_record(&mut inner, name, record)?;
         let functions = inner
             .live
             .get(name)
             .map(|t| t.functions.clone())
             .unwrap_or_default();
-        self.serve(
-            &mut inner,
+        let prepared = self.prepare(
+            &inner,
             name,
             Some(LiveTenant {
                 origin: Origin::Api,
@@ -510,6 +500,7 @@ impl ControlPlane {
                 origins: BTreeMap::new(),
             }),
         )?;
+        self.commit(&mut inner, put_change(name, record), prepared)?;
         Ok(spec)
     }
 
@@ -532,8 +523,8 @@ impl ControlPlane {
         if let Some(f) = record.functions.get_mut(function) {
             f.config = config.clone();
         }
-        self.save_record(&mut inner, tenant, record)?;
-        if let Some(mut live) = inner.live.get(tenant).cloned()
+        let mut next = inner.live.get(tenant).cloned();
+        if let Some(live) = &mut next
             && let Some(current) = live.functions.get(function).cloned()
         {
             let updated = Function {
@@ -549,8 +540,8 @@ impl ControlPlane {
                     ..current
                 },
             );
-            self.serve(&mut inner, tenant, Some(live))?;
         }
+        self.commit_tenant(&mut inner, tenant, record, next)?;
         Ok(config.into_keys().collect())
     }
 
@@ -582,9 +573,10 @@ impl ControlPlane {
     /// Every tenant, as the API describes it.
     pub async fn tenants(&self) -> BTreeMap<String, TenantSpec> {
         let inner = self.inner.lock().await;
-        inner
-            .live
-            .keys()
+        let stored = inner.state.tenants.keys();
+        let names: std::collections::BTreeSet<&String> = inner.live.keys().chain(stored).collect();
+        names
+            .into_iter()
             .filter_map(|name| describe(&inner, &self.config, name))
             .collect()
     }
@@ -601,17 +593,19 @@ impl ControlPlane {
     pub async fn delete_tenant(&self, name: &str) -> Result<(), ControlError> {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, name)?;
-        self.save(
-            &mut inner,
-            Change::DeleteTenant {
-                name: name.to_owned(),
-            },
-        )?;
-        if let Some(live) = inner.live.get(name).cloned() {
-            self.serve(&mut inner, name, None)?;
-            self.metrics
-                .forget_tenant(name, live.functions.keys().map(String::as_str));
-        }
+        let functions: Vec<String> = inner
+            .state
+            .tenants
+            .get(name)
+            .map(|t| t.functions.keys().cloned().collect())
+            .unwrap_or_default();
+        let prepared = self.prepare(&inner, name, None)?;
+        let change = Change::DeleteTenant {
+            name: name.to_owned(),
+        };
+        self.commit(&mut inner, change, prepared)?;
+        self.metrics
+            .forget_tenant(name, functions.iter().map(String::as_str));
         // Its data goes with it.
         self.kv(name)
             .run(|store, tenant| store.delete_tenant(tenant))
@@ -634,7 +628,7 @@ impl ControlPlane {
         let token = crate::auth::new_tenant_token(tenant);
         let mut record = Self::record_of(&inner, tenant);
         record.token_hashes.push(crate::auth::token_hash(&token));
-        self.save_record(&mut inner, tenant, record)?;
+        self.save(&mut inner, put_change(tenant, record))?;
         Ok(token)
     }
 
@@ -671,6 +665,16 @@ impl ControlPlane {
         }
     }
 
+    /// What API tenant `name` serves now, to change into the next; a quarantined tenant must
+    /// be fixed (`PUT` it) first.
+    fn served_tenant(&self, inner: &Inner, name: &str) -> Result<LiveTenant, ControlError> {
+        inner.live.get(name).cloned().ok_or_else(|| {
+            ControlError::Conflict(format!(
+                "tenant `{name}` is quarantined (see GET /v1/quarantine); fix it with PUT /v1/tenants/{name} or delete it"
+            ))
+        })
+    }
+
     /// Deploys `bytes` as the new version of `function` of `tenant`, on `routes` (or, when
     /// none are given, the routes it already has).
     pub async fn deploy(
@@ -703,45 +707,34 @@ impl ControlPlane {
             .map_err(|e| invalid("invalid_component", e.to_string()))?;
 
         let mut inner = self.inner.lock().await;
-        self.api_tenant(&inner, tenant)?;
-        let live_tenant = inner.live.get(tenant).cloned();
-        let routes = if routes.is_empty() {
-            live_tenant
-                .as_ref()
-                .and_then(|t| t.functions.get(function))
-                .map(|f| f.routes.clone())
-                .unwrap_or_default()
-        } else {
-            routes
-        };
-        let hosts = live_tenant
-            .as_ref()
-            .map(|t| t.tenant.hosts.clone())
+        let stored = self.api_tenant(&inner, tenant)?;
+        let stored_routes = stored
+            .functions
+            .get(function)
+            .map(|f| f.routes.clone())
             .unwrap_or_default();
+        let mut next = self.served_tenant(&inner, tenant)?;
+        let routes = if !routes.is_empty() {
+            routes
+        } else if let Some(live) = next.functions.get(function) {
+            live.routes.clone()
+        } else {
+            stored_routes
+                .iter()
+                .map(|r| Route::parse(r).map_err(|e| invalid("invalid_route", e.to_string())))
+                .collect::<Result<_, _>>()?
+        };
         for route in &routes {
-            if *route.host() != HostPattern::Any && !hosts.iter().any(|h| h.covers(route.host())) {
+            if *route.host() != HostPattern::Any
+                && !next.tenant.hosts.iter().any(|h| h.covers(route.host()))
+            {
                 return Err(ControlError::Forbidden(format!(
                     "route `{route}`: host `{}` is not in tenant `{tenant}`'s hosts",
                     route.host()
                 )));
             }
         }
-        for (other_tenant, live) in &inner.live {
-            for (other_function, f) in &live.functions {
-                if other_tenant == tenant && other_function == function {
-                    continue;
-                }
-                if let Some(taken) = f.routes.iter().find(|r| routes.contains(r)) {
-                    return Err(ControlError::Conflict(format!(
-                        "route `{taken}` is already taken"
-                    )));
-                }
-            }
-        }
 
-        self.components
-            .put(&bytes)
-            .map_err(|e| ControlError::Storage(format!("storing the component: {e}")))?;
         let route_texts: Vec<String> = routes.iter().map(Route::to_string).collect();
         let mut record = Self::record_of(&inner, tenant);
         let function_record = record
@@ -752,14 +745,18 @@ impl ControlPlane {
         function_record.routes = route_texts.clone();
         let versions = function_record.versions.clone();
         let config = function_record.config.clone();
-        self.save_record(&mut inner, tenant, record)?;
-
         let version = loaded.version.clone();
-        let live_function = self.live_function(tenant, loaded, routes, &config);
-        if let Some(mut live) = inner.live.get(tenant).cloned() {
-            live.functions.insert(function.to_owned(), live_function);
-            self.serve(&mut inner, tenant, Some(live))?;
-        }
+        next.functions.insert(
+            function.to_owned(),
+            self.live_function(tenant, loaded, routes, &config),
+        );
+        // Validated and built (a route taken twice, or by any other function or origin, is
+        // refused here), then the bytes, then the journal line, then served.
+        let prepared = self.prepare(&inner, tenant, Some(next))?;
+        self.components
+            .put(&bytes)
+            .map_err(|e| ControlError::Storage(format!("storing the component: {e}")))?;
+        self.commit(&mut inner, put_change(tenant, record), prepared)?;
         Ok(Deployed {
             version,
             versions,
@@ -813,7 +810,7 @@ impl ControlPlane {
             .components
             .get(&target)
             .map_err(|e| ControlError::Storage(e.to_string()))?;
-        let (mut loaded, _) = self
+        let (loaded, _) = self
             .loader
             .load_blocking(function, bytes.into())
             .await
@@ -831,24 +828,21 @@ impl ControlPlane {
             version: f.active.clone(),
             versions: f.versions.clone(),
             routes: f.routes.clone(),
+            quarantined: None,
         };
-        self.save_record(&mut inner, tenant, record)?;
-        let mut live = inner
-            .live
-            .get(tenant)
-            .cloned()
-            .ok_or_else(|| not_found_tenant(tenant))?;
-        if let Some(current) = live.functions.get(function).cloned() {
-            loaded.config = current.function.config.clone();
-            live.functions.insert(
-                function.to_owned(),
-                LiveFunction {
-                    function: Arc::new(loaded),
-                    ..current
-                },
-            );
-            self.serve(&mut inner, tenant, Some(live))?;
-        }
+        let routes = f
+            .routes
+            .iter()
+            .map(|r| Route::parse(r).map_err(|e| invalid("invalid_route", e.to_string())))
+            .collect::<Result<Vec<_>, _>>()?;
+        let config = f.config.clone();
+        let mut next = self.served_tenant(&inner, tenant)?;
+        // Also how a quarantined function is brought back: its stored routes and config.
+        next.functions.insert(
+            function.to_owned(),
+            self.live_function(tenant, loaded, routes, &config),
+        );
+        self.commit_tenant(&mut inner, tenant, record, Some(next))?;
         Ok(view)
     }
 
@@ -861,18 +855,33 @@ impl ControlPlane {
         }
         let mut record = Self::record_of(&inner, tenant);
         record.functions.remove(function);
-        self.save_record(&mut inner, tenant, record)?;
-        if let Some(mut live) = inner.live.get(tenant).cloned() {
+        let mut next = inner.live.get(tenant).cloned();
+        if let Some(live) = &mut next {
             live.functions.remove(function);
-            self.serve(&mut inner, tenant, Some(live))?;
         }
+        self.commit_tenant(&mut inner, tenant, record, next)?;
+        inner.quarantine.remove_function(tenant, function);
+        self.count_quarantined(&inner);
         self.metrics.forget_function(tenant, function);
         Ok(())
+    }
+
+    /// What start-up could not load from the stored state and has not been fixed since.
+    pub async fn quarantined(&self) -> Vec<Quarantined> {
+        self.inner.lock().await.quarantine.list()
     }
 
     /// The largest upload accepted.
     pub fn max_upload(&self) -> u64 {
         self.config.max_upload.0
+    }
+}
+
+/// The journal line that makes `record` tenant `name`'s.
+fn put_change(name: &str, record: TenantRecord) -> Change {
+    Change::PutTenant {
+        name: name.to_owned(),
+        record,
     }
 }
 

@@ -40,6 +40,10 @@ pub struct FunctionView {
     pub versions: Vec<String>,
     /// Its routes.
     pub routes: Vec<String>,
+    /// Why it is not served, when start-up could not load it (see
+    /// [`Quarantined`](super::Quarantined)); absent while it serves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantined: Option<String>,
 }
 
 /// What a deploy did.
@@ -56,7 +60,13 @@ pub struct Deployed {
 }
 
 pub(super) fn describe(inner: &Inner, config: &Config, name: &str) -> Option<(String, TenantSpec)> {
-    let spec = match inner.live.get(name)?.origin {
+    let origin = match inner.live.get(name) {
+        Some(live) => live.origin,
+        // Stored but quarantined at start-up: still the API's to show, fix or delete.
+        None if inner.state.tenants.contains_key(name) => Origin::Api,
+        None => return None,
+    };
+    let spec = match origin {
         Origin::Config => {
             let t = config.tenants.get(name)?;
             TenantSpec {
@@ -85,13 +95,13 @@ pub(super) fn describe_functions(
     inner: &Inner,
     tenant: &str,
 ) -> Result<BTreeMap<String, FunctionView>, ControlError> {
-    let live = inner
-        .live
-        .get(tenant)
-        .ok_or_else(|| not_found_tenant(tenant))?;
+    let live = inner.live.get(tenant);
     let stored = inner.state.tenants.get(tenant);
+    if live.is_none() && stored.is_none() {
+        return Err(not_found_tenant(tenant));
+    }
     let mut views = BTreeMap::new();
-    for (name, f) in &live.functions {
+    for (name, f) in live.iter().flat_map(|t| &t.functions) {
         let versions = stored
             .and_then(|t| t.functions.get(name))
             .map(|r| r.versions.clone())
@@ -102,6 +112,28 @@ pub(super) fn describe_functions(
                 version: f.function.version.clone(),
                 versions,
                 routes: f.routes.iter().map(Route::to_string).collect(),
+                quarantined: None,
+            },
+        );
+    }
+    // Stored but not served: quarantined at start-up.
+    for (name, r) in stored.iter().flat_map(|t| &t.functions) {
+        if views.contains_key(name) {
+            continue;
+        }
+        views.insert(
+            name.clone(),
+            FunctionView {
+                version: r.active.clone(),
+                versions: r.versions.clone(),
+                routes: r.routes.clone(),
+                quarantined: Some(
+                    inner
+                        .quarantine
+                        .reason(tenant, name)
+                        .unwrap_or("not loaded")
+                        .to_owned(),
+                ),
             },
         );
     }
