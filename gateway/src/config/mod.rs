@@ -625,7 +625,11 @@ impl Parser<'_> {
         let raw: RawConfig = if locate::is_blank(self.text) {
             RawConfig::default()
         } else {
-            serde_norway::from_str(self.text).map_err(|e| self.syntax(&e))?
+            // serde's own path stops at the enclosing mapping of a flow mapping's key
+            // (`limits: {memory: lots}`); the path to the error names the key itself.
+            let yaml = serde_norway::Deserializer::from_str(self.text);
+            serde_path_to_error::deserialize(yaml)
+                .map_err(|e| self.syntax(&e.path().to_string(), e.inner()))?
         };
         let base = source
             .and_then(Path::parent)
@@ -993,7 +997,8 @@ impl Parser<'_> {
             .map_err(|(key, message)| self.invalid(&[at, &[key]].concat(), message))
     }
 
-    fn syntax(&self, e: &serde_norway::Error) -> ConfigError {
+    /// A parse error `e` at the dotted key path `path` (`.` when it is at the top).
+    fn syntax(&self, path: &str, e: &serde_norway::Error) -> ConfigError {
         let (line, column) = e.location().map_or((1, 1), |l| (l.line(), l.column()));
         let message = e.to_string();
         // The location is in the prefix already; drop serde's own " at line X column Y".
@@ -1001,9 +1006,12 @@ impl Parser<'_> {
             Some(i) => message[..i].to_owned(),
             None => message,
         };
-        // Name the key at the error's position, more precisely than serde's path (which stops
-        // at the enclosing mapping), in place of serde's own path prefix.
-        let message = match locate::path_at(self.text, line, column) {
+        // Name the innermost key: the path to the error, or else the key at the error's
+        // position, in place of serde's own path prefix (which stops at the enclosing mapping).
+        let key = Some(path.to_owned())
+            .filter(|p| p != ".")
+            .or_else(|| locate::path_at(self.text, line, column));
+        let message = match key {
             Some(key) if !key.is_empty() => match message.split_once(": ") {
                 Some((prefix, rest)) if key.starts_with(prefix) => format!("{key}: {rest}"),
                 _ => format!("{key}: {message}"),

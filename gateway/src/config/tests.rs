@@ -136,6 +136,25 @@ fn bad_units_name_the_key() {
 }
 
 #[test]
+fn bad_values_in_flow_mappings_name_the_innermost_key() {
+    for yaml in [
+        "tenants:\n  demo:\n    limits: {memory: lots}\n",
+        "tenants:\n  demo:\n    limits: {cpu_time: 50ms, memory: lots}\n",
+        "tenants: {demo: {limits: {memory: lots}}}\n",
+    ] {
+        let e = error(yaml);
+        assert!(
+            e.contains(": tenants.demo.limits.memory: invalid size `lots`"),
+            "{yaml}: {e}"
+        );
+    }
+    let e = error(
+        "tenants:\n  demo:\n    functions:\n      f: {wasm: a.wasm, routes: [/a], config: {K: [1]}}\n",
+    );
+    assert!(e.contains("tenants.demo.functions.f.config.K"), "{e}");
+}
+
+#[test]
 fn bad_names_are_refused() {
     for name in ["Demo", "-demo", "de_mo", &"a".repeat(64)] {
         let e = error(&format!("tenants:\n  {name}: {{}}\n"));
