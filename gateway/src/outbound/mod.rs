@@ -59,7 +59,7 @@ impl OutboundResult {
 /// first call that has its result, so tenants that never call out export nothing.
 #[derive(Debug, Clone)]
 pub struct OutboundCounters {
-    family: Option<IntCounterVec>,
+    family: IntCounterVec,
     tenant: String,
 }
 
@@ -67,25 +67,15 @@ impl OutboundCounters {
     /// Counts into `family` under the label `tenant`.
     pub fn new(family: IntCounterVec, tenant: &str) -> OutboundCounters {
         OutboundCounters {
-            family: Some(family),
+            family,
             tenant: tenant.to_owned(),
         }
     }
 
-    /// Counts nowhere, for embedders and tests.
-    pub fn detached() -> OutboundCounters {
-        OutboundCounters {
-            family: None,
-            tenant: String::new(),
-        }
-    }
-
     fn count(&self, result: OutboundResult) {
-        if let Some(family) = &self.family {
-            family
-                .with_label_values(&[self.tenant.as_str(), result.as_str()])
-                .inc();
-        }
+        self.family
+            .with_label_values(&[self.tenant.as_str(), result.as_str()])
+            .inc();
     }
 }
 

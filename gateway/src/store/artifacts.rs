@@ -55,11 +55,6 @@ impl ArtifactCache {
         }
     }
 
-    /// The directory holding this engine's artifacts.
-    pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
     fn path_for(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.cwasm"))
     }
