@@ -1,8 +1,9 @@
 //! The admin listener, an axum router: liveness, readiness and metrics for anyone, and the
 //! authenticated deploy API under `/v1` (see `docs/api.md`).
 //!
-//! Every handler authenticates with [`authenticate`], calls the [`ControlPlane`], and turns
-//! its errors into the contract's JSON in one place, [`AdminError`]'s `IntoResponse`.
+//! Handlers authenticate through the extractors [`Operator`], [`ForTenant`] and [`ForFunction`], call the
+//! [`ControlPlane`], and turn its errors into the contract's JSON in one place,
+//! [`AdminError`]'s `IntoResponse`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,7 +11,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{FromRequestParts, Path, RawQuery, State};
+use axum::http::request::Parts;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
@@ -82,6 +84,24 @@ pub enum AdminError {
     BadRequest(String),
     /// The control plane refused the change.
     Control(ControlError),
+}
+
+impl AdminError {
+    /// The `result` label of `atoll_deployments_total` for a deploy that failed this way.
+    fn result(&self) -> &'static str {
+        match self {
+            AdminError::TooLarge(_) => "too_large",
+            AdminError::Control(ControlError::Invalid { .. }) | AdminError::BadRequest(_) => {
+                "invalid"
+            }
+            AdminError::Control(ControlError::Forbidden(_)) | AdminError::Forbidden(_) => {
+                "forbidden"
+            }
+            AdminError::Control(ControlError::NotFound(_)) => "not_found",
+            AdminError::Control(ControlError::Conflict(_)) => "conflict",
+            AdminError::Unauthenticated | AdminError::Control(ControlError::Storage(_)) => "error",
+        }
+    }
 }
 
 impl From<ControlError> for AdminError {
@@ -156,28 +176,77 @@ async fn authenticate(state: &AdminState, headers: &HeaderMap) -> Result<Caller,
         .ok_or(AdminError::Unauthenticated)
 }
 
-/// The caller, who must be the operator.
-async fn operator(state: &AdminState, headers: &HeaderMap) -> Result<(), AdminError> {
-    match authenticate(state, headers).await? {
-        Caller::Operator => Ok(()),
-        Caller::Tenant(_) => Err(AdminError::Forbidden(
-            "this call needs the operator token".to_owned(),
-        )),
+/// An operator-only call: the request carries the operator's token (401 without a known
+/// token, 403 with a tenant's).
+pub struct Operator;
+
+impl FromRequestParts<AdminState> for Operator {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
+        match authenticate(state, &parts.headers).await? {
+            Caller::Operator => Ok(Operator),
+            Caller::Tenant(_) => Err(AdminError::Forbidden(
+                "this call needs the operator token".to_owned(),
+            )),
+        }
     }
 }
 
-/// The caller, who must be the operator or `tenant`'s own token.
-async fn operator_or_tenant(
+/// A call about the tenant the path names (`/v1/tenants/{tenant}/...`), by the operator or
+/// that tenant's own token (401 without a known token, 403 with another tenant's).
+pub struct ForTenant {
+    /// Who is calling.
+    pub caller: Caller,
+    /// The tenant the path names.
+    pub tenant: String,
+}
+
+/// A path parameter of the route.
+async fn path_param(
+    parts: &mut Parts,
     state: &AdminState,
-    headers: &HeaderMap,
-    tenant: &str,
-) -> Result<Caller, AdminError> {
-    let caller = authenticate(state, headers).await?;
-    match caller.access(tenant) {
-        Access::Allowed => Ok(caller),
-        Access::Forbidden => Err(AdminError::Forbidden(
-            "this token belongs to another tenant".to_owned(),
-        )),
+    name: &str,
+) -> Result<String, AdminError> {
+    let Path(mut params) = Path::<BTreeMap<String, String>>::from_request_parts(parts, state)
+        .await
+        .map_err(|e| AdminError::BadRequest(e.body_text()))?;
+    params
+        .remove(name)
+        .ok_or_else(|| AdminError::BadRequest(format!("no {name} in the path")))
+}
+
+impl FromRequestParts<AdminState> for ForTenant {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
+        let tenant = path_param(parts, state, "tenant").await?;
+        let caller = authenticate(state, &parts.headers).await?;
+        match caller.access(&tenant) {
+            Access::Allowed => Ok(ForTenant { caller, tenant }),
+            Access::Forbidden => Err(AdminError::Forbidden(
+                "this token belongs to another tenant".to_owned(),
+            )),
+        }
+    }
+}
+
+/// A call about the function the path names (`/v1/tenants/{tenant}/functions/{function}/...`),
+/// by the operator or the tenant's own token.
+pub struct ForFunction {
+    /// The tenant the path names.
+    pub tenant: String,
+    /// The function the path names.
+    pub function: String,
+}
+
+impl FromRequestParts<AdminState> for ForFunction {
+    type Rejection = AdminError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
+        let ForTenant { tenant, .. } = ForTenant::from_request_parts(parts, state).await?;
+        let function = path_param(parts, state, "function").await?;
+        Ok(ForFunction { tenant, function })
     }
 }
 
@@ -279,61 +348,54 @@ async fn not_found() -> Response {
 
 /// What start-up could not load: operator only (it names tenants).
 async fn list_quarantined(
+    _: Operator,
     State(state): State<AdminState>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator(&state, &headers).await?;
     let quarantined = state.control.quarantined().await;
     Ok(axum::Json(json!({ "quarantined": quarantined })).into_response())
 }
 
 async fn list_tenants(
+    _: Operator,
     State(state): State<AdminState>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator(&state, &headers).await?;
     let tenants: BTreeMap<String, TenantSpec> = state.control.tenants().await;
     Ok(axum::Json(json!({ "tenants": tenants })).into_response())
 }
 
 async fn put_tenant(
+    _: Operator,
     State(state): State<AdminState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    operator(&state, &headers).await?;
     let spec: TenantSpec = parse_json(&read_body(body, MAX_JSON).await?)?;
     let spec = state.control.put_tenant(&tenant, spec).await?;
     Ok(axum::Json(json!({ "name": tenant, "tenant": spec })).into_response())
 }
 
 async fn get_tenant(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let spec = state.control.tenant(&tenant).await?;
     Ok(axum::Json(json!({ "name": tenant, "tenant": spec })).into_response())
 }
 
 async fn delete_tenant(
+    _: Operator,
     State(state): State<AdminState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator(&state, &headers).await?;
     state.control.delete_tenant(&tenant).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn create_token(
+    _: Operator,
     State(state): State<AdminState>,
     Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator(&state, &headers).await?;
     let token = state.control.create_token(&tenant).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "token": token }))).into_response())
 }
@@ -347,15 +409,16 @@ fn routes_from_query(query: Option<&str>) -> Vec<String> {
 }
 
 async fn deploy(
+    access: Result<ForTenant, AdminError>,
     State(state): State<AdminState>,
     Path((tenant, function)): Path<(String, String)>,
     RawQuery(query): RawQuery,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    let caller = match operator_or_tenant(&state, &headers, &tenant).await {
-        Ok(caller) => caller,
+    let caller = match access {
+        Ok(access) => access.caller,
         Err(e) => {
+            // Read (never kept) so the client, still sending, gets the refusal.
             drain(body, state.control.max_upload()).await;
             return Err(e);
         }
@@ -371,19 +434,7 @@ async fn deploy(
         )
     }
     .await;
-    let result = match &outcome {
-        Ok(_) => "ok",
-        Err(AdminError::TooLarge(_)) => "too_large",
-        Err(AdminError::Control(ControlError::Invalid { .. }) | AdminError::BadRequest(_)) => {
-            "invalid"
-        }
-        Err(AdminError::Control(ControlError::Forbidden(_)) | AdminError::Forbidden(_)) => {
-            "forbidden"
-        }
-        Err(AdminError::Control(ControlError::NotFound(_))) => "not_found",
-        Err(AdminError::Control(ControlError::Conflict(_))) => "conflict",
-        Err(_) => "error",
-    };
+    let result = outcome.as_ref().map_or_else(AdminError::result, |_| "ok");
     if state.control.has_tenant(&tenant).await {
         state
             .metrics
@@ -395,21 +446,17 @@ async fn deploy(
 }
 
 async fn list_functions(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let functions = state.control.functions(&tenant).await?;
     Ok(axum::Json(json!({ "functions": functions })).into_response())
 }
 
 async fn get_function(
+    ForFunction { tenant, function }: ForFunction,
     State(state): State<AdminState>,
-    Path((tenant, function)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let view = state.control.function(&tenant, &function).await?;
     Ok(axum::Json(view).into_response())
 }
@@ -421,12 +468,10 @@ struct RollbackRequest {
 }
 
 async fn rollback(
+    ForFunction { tenant, function }: ForFunction,
     State(state): State<AdminState>,
-    Path((tenant, function)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let request: RollbackRequest = parse_json(&read_body(body, MAX_JSON).await?)?;
     let view = state
         .control
@@ -441,101 +486,46 @@ struct KvListQuery {
     cursor: Option<u64>,
 }
 
-/// The tenant's key-value data, after checking the caller and that the tenant exists.
-async fn tenant_kv(
-    state: &AdminState,
-    headers: &HeaderMap,
-    tenant: &str,
-) -> Result<crate::kv::TenantKv, AdminError> {
-    operator_or_tenant(state, headers, tenant).await?;
-    if !state.control.has_tenant(tenant).await {
-        return Err(AdminError::Control(crate::control::ControlError::NotFound(
-            format!("no tenant `{tenant}`"),
-        )));
-    }
-    Ok(state.control.kv(tenant))
-}
-
-fn kv_error(e: crate::kv::KvError) -> AdminError {
-    match e {
-        crate::kv::KvError::Invalid(why) => AdminError::BadRequest(why),
-        other => AdminError::Control(crate::control::ControlError::Storage(other.to_string())),
-    }
-}
-
 async fn list_kv(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path(tenant): Path<String>,
     axum::extract::Query(query): axum::extract::Query<KvListQuery>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    let kv = tenant_kv(&state, &headers, &tenant).await?;
-    if let Some(bucket) = &query.bucket {
-        crate::kv::store::check_bucket(bucket).map_err(kv_error)?;
-    }
-    let cursor = query.cursor.unwrap_or(0);
-    let (keys, next, usage) = kv
-        .run(move |store, tenant| {
-            let (keys, next) = store.list_keys(tenant, query.bucket.as_deref(), cursor)?;
-            Ok((keys, next, store.usage(tenant)?))
-        })
-        .await
-        .map_err(kv_error)?;
+    let page = state
+        .control
+        .kv_keys(&tenant, query.bucket, query.cursor.unwrap_or(0))
+        .await?;
     Ok(axum::Json(json!({
-        "keys": keys,
-        "cursor": next,
-        "usage": {"keys": usage.keys, "bytes": usage.bytes},
+        "keys": page.keys,
+        "cursor": page.cursor,
+        "usage": {"keys": page.usage.keys, "bytes": page.usage.bytes},
     }))
     .into_response())
 }
 
 async fn get_kv(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path((tenant, bucket, key)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, bucket, key)): Path<(String, String, String)>,
 ) -> Result<Response, AdminError> {
-    let kv = tenant_kv(&state, &headers, &tenant).await?;
-    let value = kv
-        .run(move |store, tenant| store.get(tenant, &bucket, &key))
-        .await
-        .map_err(kv_error)?;
-    match value {
-        Some(value) => Ok((
-            [(axum::http::header::CONTENT_TYPE, "application/octet-stream")],
-            value,
-        )
-            .into_response()),
-        None => Err(AdminError::Control(crate::control::ControlError::NotFound(
-            "no such key".into(),
-        ))),
-    }
+    let value = state.control.kv_get(&tenant, bucket, key).await?;
+    Ok(([(header::CONTENT_TYPE, "application/octet-stream")], value).into_response())
 }
 
 async fn delete_kv(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path((tenant, bucket, key)): Path<(String, String, String)>,
-    headers: HeaderMap,
+    Path((_, bucket, key)): Path<(String, String, String)>,
 ) -> Result<Response, AdminError> {
-    let kv = tenant_kv(&state, &headers, &tenant).await?;
-    let removed = kv
-        .run(move |store, tenant| store.delete_many(tenant, &bucket, &[key]))
-        .await
-        .map_err(kv_error)?;
-    if removed == 0 {
-        return Err(AdminError::Control(crate::control::ControlError::NotFound(
-            "no such key".into(),
-        )));
-    }
+    state.control.kv_delete(&tenant, bucket, key).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn put_config(
+    ForFunction { tenant, function }: ForFunction,
     State(state): State<AdminState>,
-    Path((tenant, function)): Path<(String, String)>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let config: std::collections::BTreeMap<String, String> =
         parse_json(&read_body(body, MAX_CONFIG_BODY).await?)?;
     let names = state.control.set_config(&tenant, &function, config).await?;
@@ -543,11 +533,9 @@ async fn put_config(
 }
 
 async fn get_config(
+    ForFunction { tenant, function }: ForFunction,
     State(state): State<AdminState>,
-    Path((tenant, function)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let names = state.control.config_names(&tenant, &function).await?;
     Ok(axum::Json(json!({ "names": names })).into_response())
 }
@@ -563,12 +551,10 @@ struct PurgeRequest {
 }
 
 async fn purge_cache(
+    ForTenant { tenant, .. }: ForTenant,
     State(state): State<AdminState>,
-    Path(tenant): Path<String>,
-    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     let request: PurgeRequest = parse_json(&read_body(body, MAX_JSON).await?)?;
     if let Some(prefix) = &request.prefix
         && !prefix.starts_with('/')
@@ -584,11 +570,9 @@ async fn purge_cache(
 }
 
 async fn delete_function(
+    ForFunction { tenant, function }: ForFunction,
     State(state): State<AdminState>,
-    Path((tenant, function)): Path<(String, String)>,
-    headers: HeaderMap,
 ) -> Result<Response, AdminError> {
-    operator_or_tenant(&state, &headers, &tenant).await?;
     state.control.delete_function(&tenant, &function).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -596,6 +580,261 @@ async fn delete_function(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    use axum::http::Request;
+    use tower::ServiceExt as _;
+
+    use crate::config::Config;
+    use crate::registry::{Registry, Snapshot};
+    use crate::runtime::{Runtime, RuntimeSettings};
+
+    /// The admin router over a real control plane in a temporary data directory, and the
+    /// operator's token; no socket.
+    struct Admin {
+        router: Router,
+        operator: String,
+        _data: tempfile::TempDir,
+    }
+
+    impl Admin {
+        fn new() -> Admin {
+            let data = tempfile::tempdir().unwrap();
+            let config = Config::parse(
+                &format!(
+                    "data_dir: {}\npool: {{total_instances: 64}}\n",
+                    data.path().display()
+                ),
+                None,
+            )
+            .unwrap();
+            let runtime = Runtime::new(RuntimeSettings {
+                total_instances: 64,
+                ..RuntimeSettings::default()
+            })
+            .unwrap();
+            let metrics = Metrics::new();
+            let registry = Arc::new(Registry::new(Snapshot::empty()));
+            let control = ControlPlane::start(config, runtime, metrics.clone(), registry).unwrap();
+            let operator = "operator-secret-token".to_owned();
+            let (token, _) = OperatorToken::load(data.path(), Some(operator.clone())).unwrap();
+            let router = router(AdminState {
+                metrics,
+                ready: Arc::new(AtomicBool::new(true)),
+                control: Arc::new(control),
+                operator: Arc::new(token),
+            });
+            Admin {
+                router,
+                operator,
+                _data: data,
+            }
+        }
+
+        /// Sends `method path` with `token` and `body`; the status and the JSON body (`null`
+        /// when there is none).
+        async fn call(
+            &self,
+            method: &str,
+            path: &str,
+            token: Option<&str>,
+            body: impl Into<Body>,
+        ) -> (u16, serde_json::Value) {
+            let mut request = Request::builder().method(method).uri(path);
+            if let Some(token) = token {
+                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
+            }
+            let response = self
+                .router
+                .clone()
+                .oneshot(request.body(body.into()).unwrap())
+                .await
+                .unwrap();
+            let status = response.status().as_u16();
+            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+                .await
+                .unwrap();
+            let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
+            (status, json)
+        }
+
+        async fn tenant_token(&self, tenant: &str) -> String {
+            let body = r#"{"hosts": ["HOST.test"]}"#.replace("HOST", tenant);
+            let path = format!("/v1/tenants/{tenant}");
+            let (status, _) = self.call("PUT", &path, Some(&self.operator), body).await;
+            assert_eq!(status, 200);
+            let path = format!("/v1/tenants/{tenant}/tokens");
+            let (status, json) = self.call("POST", &path, Some(&self.operator), "").await;
+            assert_eq!(status, 201, "{json}");
+            json["token"].as_str().unwrap().to_owned()
+        }
+    }
+
+    fn code(json: &serde_json::Value) -> &str {
+        json["error"]["code"].as_str().unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn every_v1_call_needs_a_known_token() {
+        let admin = Admin::new();
+        for (method, path) in [
+            ("GET", "/v1/tenants"),
+            ("GET", "/v1/quarantine"),
+            ("PUT", "/v1/tenants/acme"),
+            ("GET", "/v1/tenants/acme/functions"),
+            ("PUT", "/v1/tenants/acme/functions/f"),
+            ("GET", "/v1/tenants/acme/kv"),
+            ("POST", "/v1/tenants/acme/cache/purge"),
+        ] {
+            let (status, json) = admin.call(method, path, None, "").await;
+            assert_eq!(
+                (status, code(&json)),
+                (401, "unauthenticated"),
+                "{method} {path}"
+            );
+            let (status, _) = admin.call(method, path, Some("made-up"), "").await;
+            assert_eq!(status, 401, "{method} {path} with an unknown token");
+        }
+        let (status, _) = admin.call("GET", "/healthz", None, "").await;
+        assert_eq!(status, 200, "health needs no token");
+    }
+
+    #[tokio::test]
+    async fn a_tenant_token_reaches_its_own_tenant_only() {
+        let admin = Admin::new();
+        let acme = admin.tenant_token("acme").await;
+        admin.tenant_token("globex").await;
+        let (status, _) = admin
+            .call("GET", "/v1/tenants/acme/functions", Some(&acme), "")
+            .await;
+        assert_eq!(status, 200);
+        for (method, path) in [
+            ("GET", "/v1/tenants/globex"),
+            ("GET", "/v1/tenants/globex/functions"),
+            ("GET", "/v1/tenants/globex/kv"),
+            ("GET", "/v1/tenants/globex/kv/b/k"),
+            ("PUT", "/v1/tenants/globex/functions/f"),
+        ] {
+            let (status, json) = admin.call(method, path, Some(&acme), "").await;
+            assert_eq!((status, code(&json)), (403, "forbidden"), "{method} {path}");
+        }
+        for (method, path) in [
+            ("GET", "/v1/tenants"),
+            ("PUT", "/v1/tenants/acme"),
+            ("POST", "/v1/tenants/acme/tokens"),
+            ("DELETE", "/v1/tenants/acme"),
+        ] {
+            let (status, _) = admin.call(method, path, Some(&acme), "").await;
+            assert_eq!(status, 403, "{method} {path} is the operator's");
+        }
+    }
+
+    #[tokio::test]
+    async fn bad_definitions_get_their_fields_code() {
+        let admin = Admin::new();
+        let operator = Some(admin.operator.as_str());
+        let cases = [
+            ("/v1/tenants/Acme", "{}", "invalid_name"),
+            (
+                "/v1/tenants/acme",
+                r#"{"hosts": ["bad host"]}"#,
+                "invalid_host",
+            ),
+            (
+                "/v1/tenants/acme",
+                r#"{"limits": {"memory": "999GiB"}}"#,
+                "invalid_limit",
+            ),
+            (
+                "/v1/tenants/acme",
+                r#"{"outbound": {"allow": ["nope"]}}"#,
+                "invalid_outbound",
+            ),
+            ("/v1/tenants/acme", r#"{"hostz": []}"#, "bad_request"),
+            ("/v1/tenants/acme", "{not json", "bad_request"),
+        ];
+        for (path, body, expected) in cases {
+            let (status, json) = admin.call("PUT", path, operator, body).await;
+            assert_eq!((status, code(&json)), (400, expected), "{body}: {json}");
+        }
+        let (status, json) = admin.call("GET", "/v1/tenants", operator, "").await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            json["tenants"],
+            serde_json::json!({}),
+            "nothing was created"
+        );
+    }
+
+    #[tokio::test]
+    async fn deploys_are_checked_before_anything_is_stored() {
+        let admin = Admin::new();
+        let acme = admin.tenant_token("acme").await;
+        let (status, json) = admin
+            .call(
+                "PUT",
+                "/v1/tenants/acme/functions/f",
+                Some(&acme),
+                "not wasm",
+            )
+            .await;
+        assert_eq!((status, code(&json)), (400, "invalid_component"), "{json}");
+        let hello = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../tenants/target/wasm32-wasip2/release/hello.wasm"
+        ))
+        .expect("make tenants builds hello.wasm");
+        let foreign = "/v1/tenants/acme/functions/f?route=globex.test/x";
+        let (status, json) = admin.call("PUT", foreign, Some(&acme), hello.clone()).await;
+        assert_eq!((status, code(&json)), (403, "forbidden"), "{json}");
+        let hostless = "/v1/tenants/acme/functions/f?route=/x";
+        let (status, _) = admin
+            .call("PUT", hostless, Some(&acme), hello.clone())
+            .await;
+        assert_eq!(status, 403, "host-less routes are the operator's");
+        let twice = "/v1/tenants/acme/functions/f?route=acme.test/a&route=acme.test/a/";
+        let (status, json) = admin.call("PUT", twice, Some(&acme), hello.clone()).await;
+        assert_eq!((status, code(&json)), (409, "conflict"), "{json}");
+        let (status, json) = admin
+            .call("GET", "/v1/tenants/acme/functions", Some(&acme), "")
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(
+            json["functions"],
+            serde_json::json!({}),
+            "nothing was stored"
+        );
+        let good = "/v1/tenants/acme/functions/f?route=acme.test/a";
+        let (status, json) = admin.call("PUT", good, Some(&acme), hello).await;
+        assert_eq!(status, 201, "{json}");
+    }
+
+    #[tokio::test]
+    async fn key_value_calls_go_through_the_control_plane() {
+        let admin = Admin::new();
+        let acme = admin.tenant_token("acme").await;
+        let (status, json) = admin
+            .call("GET", "/v1/tenants/acme/kv", Some(&acme), "")
+            .await;
+        assert_eq!(status, 200);
+        assert_eq!(json["keys"], serde_json::json!([]));
+        let (status, _) = admin
+            .call("GET", "/v1/tenants/acme/kv/b/missing", Some(&acme), "")
+            .await;
+        assert_eq!(status, 404);
+        let (status, _) = admin
+            .call("DELETE", "/v1/tenants/acme/kv/b/missing", Some(&acme), "")
+            .await;
+        assert_eq!(status, 404);
+        let operator = Some(admin.operator.as_str());
+        let (status, _) = admin
+            .call("GET", "/v1/tenants/nobody/kv", operator, "")
+            .await;
+        assert_eq!(status, 404);
+        let (status, json) = admin
+            .call("GET", "/v1/tenants/acme/kv?bucket=", Some(&acme), "")
+            .await;
+        assert_eq!((status, code(&json)), (400, "bad_request"), "{json}");
+    }
 
     #[test]
     fn routes_come_from_repeated_query_keys() {

@@ -25,16 +25,6 @@ pub enum Rejection {
     Concurrency,
 }
 
-impl Rejection {
-    /// The `limit` label of `atoll_limit_rejections_total`.
-    pub fn limit(&self) -> &'static str {
-        match self {
-            Rejection::Rate { .. } => "rate",
-            Rejection::Concurrency => "concurrency",
-        }
-    }
-}
-
 /// Held while a request's instance runs; dropping it frees the tenant's concurrency slot.
 #[derive(Debug)]
 pub struct Admitted {

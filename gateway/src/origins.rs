@@ -3,7 +3,7 @@
 //! optional path prefix to strip, timeouts and, for `https`, the CA to verify it with.
 //!
 //! This module parses and holds them and rewrites the request for them; the proxy connects
-//! (`proxy::upstream`).
+//! (`proxy::origin`).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

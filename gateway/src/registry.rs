@@ -11,13 +11,15 @@ use arc_swap::ArcSwap;
 
 use crate::admission::TenantAdmission;
 use crate::cache::{CacheSettings, TenantCache};
+use crate::capabilities::Grants;
+use crate::capabilities::config::ConfigVariables;
 use crate::config::Limits;
 use crate::kv::TenantKv;
 use crate::metrics::FunctionMetrics;
 use crate::origins::Origin;
 use crate::outbound::TenantOutbound;
 use crate::routes::{HostPattern, RouteTable};
-use crate::runtime::{ConfigVariables, FunctionImage, InvokeLimits};
+use crate::runtime::{FunctionImage, InvokeLimits};
 
 /// A tenant as the gateway serves it.
 #[derive(Debug)]
@@ -30,6 +32,8 @@ pub struct Tenant {
     pub limits: Limits,
     /// The per-invocation part of `limits`, ready for the runtime.
     pub invoke_limits: InvokeLimits,
+    /// Its key-value namespace, granted to its functions.
+    pub kv: Option<Arc<TenantKv>>,
     /// The tenant's rate and concurrency state.
     pub admission: TenantAdmission,
     /// What its functions may call.
@@ -55,8 +59,6 @@ impl Tenant {
             memory: limits.memory.0,
             cpu_time: limits.cpu_time,
             response_body,
-            outbound: Some(outbound.clone()),
-            kv,
         };
         Tenant {
             name,
@@ -64,10 +66,21 @@ impl Tenant {
             admission: TenantAdmission::new(&limits),
             limits,
             invoke_limits,
+            kv,
             outbound,
             cache_settings,
             cache: OnceLock::new(),
         }
+    }
+
+    /// What `function`'s guests may use: this tenant's outbound policy and key-value
+    /// namespace, and the function's config variables.
+    pub fn grants(&self, function: &Function) -> Arc<Grants> {
+        Arc::new(Grants {
+            outbound: Some(self.outbound.clone()),
+            kv: self.kv.clone(),
+            config: function.config.clone(),
+        })
     }
 
     /// Its response cache, if anything was ever stored in it.
@@ -118,6 +131,8 @@ pub struct Endpoint {
     pub function: Arc<Function>,
     /// The route as deployed (`HOST/PATH` or `/PATH`), for the access log.
     pub route: Arc<str>,
+    /// What its guests may use ([`Tenant::grants`]).
+    pub grants: Arc<Grants>,
     /// The function's metric series.
     pub metrics: Arc<FunctionMetrics>,
 }

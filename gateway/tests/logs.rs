@@ -38,12 +38,17 @@ fn serve(extra: &str) -> Served {
     )
 }
 
-/// Sends `GET http://{host}{path}` with `x-request-id: {id}`; returns the status.
-async fn get(served: &Served, host: &str, path: &str, id: &str) -> u16 {
+/// `GET http://{host}{path}` with `x-request-id: {id}`, to send.
+fn request(served: &Served, host: &str, path: &str, id: &str) -> reqwest::RequestBuilder {
     reqwest::Client::new()
         .get(format!("http://{}{path}", served.proxy))
         .header("host", host)
         .header("x-request-id", id)
+}
+
+/// Sends `GET http://{host}{path}` with `x-request-id: {id}`; returns the status.
+async fn get(served: &Served, host: &str, path: &str, id: &str) -> u16 {
+    request(served, host, path, id)
         .send()
         .await
         .unwrap()
@@ -233,4 +238,161 @@ fn access_lines_and_request_metrics_can_be_switched_off() {
         "the request is not counted: {served_ok:?}"
     );
     assert!(metrics.contains("atoll_functions_loaded 3"), "{metrics}");
+}
+
+/// A one-response HTTP/1.1 origin on an ephemeral loopback port: answers `200 ok` to every
+/// request, on a thread of its own, for as long as the test runs.
+fn start_origin() -> String {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { break };
+            std::thread::spawn(move || {
+                let mut request = Vec::new();
+                let mut buffer = [0u8; 4096];
+                while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match stream.read(&mut buffer) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => request.extend_from_slice(&buffer[..n]),
+                    }
+                }
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nconnection: close\r\n\r\nok",
+                );
+            });
+        }
+    });
+    address
+}
+
+/// The value of one series in Prometheus text, 0 when it is absent.
+fn series(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
+#[test]
+fn every_path_writes_one_access_line_and_counts_its_code() {
+    let origin = start_origin();
+    let wasm = |name: &str| tenant_wasm(name).display().to_string();
+    let served = Served::start_in(
+        tempfile::tempdir().unwrap(),
+        &format!(
+            r#"
+response_body: 1MiB
+tenants:
+  paths:
+    hosts: [paths.test]
+    functions:
+      cached: {{wasm: {cached}, routes: [paths.test/cached]}}
+      sleepy: {{wasm: {sleepy}, routes: [paths.test/sleepy]}}
+      bigbody: {{wasm: {bigbody}, routes: [paths.test/big]}}
+    origins:
+      up: {{url: "http://{origin}", routes: [paths.test/up]}}
+      down: {{url: "http://127.0.0.1:1", routes: [paths.test/down], connect_timeout: 2s}}
+  limited:
+    hosts: [limited.test]
+    limits: {{rate: 1}}
+    functions:
+      chatty: {{wasm: {chatty}, routes: [limited.test/]}}
+"#,
+            cached = wasm("cached"),
+            sleepy = wasm("sleepy"),
+            bigbody = wasm("bigbody"),
+            chatty = wasm("chatty"),
+        ),
+    );
+    let runtime = runtime();
+    runtime.block_on(async {
+        // A miss, then a hit from the cache.
+        assert_eq!(get(&served, "paths.test", "/cached", "miss").await, 200);
+        assert_eq!(get(&served, "paths.test", "/cached", "hit").await, 200);
+        assert_eq!(get(&served, "paths.test", "/up", "origin").await, 200);
+        assert_eq!(
+            get(&served, "paths.test", "/down", "origin-down").await,
+            502
+        );
+        assert_eq!(get(&served, "limited.test", "/", "admitted").await, 200);
+        assert_eq!(get(&served, "limited.test", "/", "limited").await, 429);
+
+        // A client that leaves while its guest sleeps.
+        let gone = request(&served, "paths.test", "/sleepy?ms=5000", "gone")
+            .timeout(Duration::from_millis(300))
+            .send()
+            .await;
+        assert!(gone.is_err(), "the client gave up first");
+
+        // A stream cut when it passes the gateway's 1 MiB cap, after its head went out.
+        let cut = request(&served, "paths.test", "/big?mib=3", "cut")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(cut.status(), 200);
+        assert!(cut.bytes().await.is_err(), "the body must not end cleanly");
+    });
+
+    let expected = [
+        ("miss", 200),
+        ("hit", 200),
+        ("origin", 200),
+        ("origin-down", 502),
+        ("admitted", 200),
+        ("limited", 429),
+        ("gone", 499),
+        ("cut", 200),
+    ];
+    for (id, status) in expected {
+        let line = served.log.wait_for(WAIT, |e| is_access(e, id));
+        let line = line.unwrap_or_else(|| panic!("an access line for {id}"));
+        assert_eq!(line["fields"]["status"], status, "{id}: {line}");
+    }
+    let cut = served.log.wait_for(WAIT, |e| {
+        e["fields"]["message"] == "response cut short" && e["fields"]["request_id"] == "cut"
+    });
+    assert!(cut.is_some(), "the cut is logged with its request id");
+
+    let metrics = runtime.block_on(async {
+        reqwest::get(format!("http://{}/metrics", served.admin))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    });
+    let requests = |tenant: &str, function: &str, code: &str| {
+        series(
+            &metrics,
+            &format!(
+                r#"atoll_requests_total{{code="{code}",function="{function}",tenant="{tenant}"}}"#
+            ),
+        )
+    };
+    assert_eq!(requests("paths", "cached", "200"), 2.0, "{metrics}");
+    assert_eq!(requests("paths", "up", "200"), 1.0, "{metrics}");
+    assert_eq!(requests("paths", "down", "502"), 1.0, "{metrics}");
+    assert_eq!(requests("limited", "chatty", "200"), 1.0, "{metrics}");
+    assert_eq!(requests("limited", "chatty", "429"), 1.0, "{metrics}");
+    assert_eq!(requests("paths", "sleepy", "499"), 1.0, "{metrics}");
+    assert_eq!(requests("paths", "bigbody", "200"), 1.0, "{metrics}");
+    assert_eq!(
+        series(
+            &metrics,
+            r#"atoll_limit_rejections_total{limit="rate",tenant="limited"}"#
+        ),
+        1.0,
+        "counted once: {metrics}"
+    );
+
+    for (id, _) in expected {
+        let lines = served.log.matching(|e| is_access(e, id));
+        assert_eq!(
+            lines.len(),
+            1,
+            "exactly one access line for {id}: {lines:?}"
+        );
+    }
 }

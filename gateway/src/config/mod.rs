@@ -20,9 +20,12 @@ use serde::{Deserialize, Serialize};
 
 pub use self::units::{ByteSize, format_duration, parse_duration};
 use crate::cache::CacheSettings;
+use crate::definition::{
+    Invalid, TenantDefinition, check_config_variables, check_function_name, check_name,
+};
 use crate::kv::KvSettings;
 use crate::origins::{HostHeader, OriginSpec, OriginUrl};
-use crate::outbound::{OriginPattern, OutboundSettings};
+use crate::outbound::OutboundSettings;
 use crate::routes::{HostPattern, Route};
 use crate::tls::CertificateConfig;
 
@@ -127,6 +130,9 @@ pub struct TlsConfig {
     pub certificates: Vec<CertificateConfig>,
 }
 
+/// The largest response body a function may produce unless `response_body` says otherwise.
+pub const DEFAULT_RESPONSE_BODY: u64 = 1 << 30;
+
 /// A tenant's limits, fully resolved.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Limits {
@@ -214,12 +220,8 @@ impl Default for PoolConfig {
 /// A tenant.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TenantConfig {
-    /// The hosts the tenant may route.
-    pub hosts: Vec<HostPattern>,
-    /// Its limits: its own keys over the gateway-wide defaults.
-    pub limits: Limits,
-    /// What its functions may fetch.
-    pub outbound: Outbound,
+    /// Its hosts, limits and outbound allow list, checked as the admin API checks them.
+    pub definition: TenantDefinition,
     /// Its functions by name.
     pub functions: BTreeMap<String, FunctionConfig>,
     /// Its origins by name.
@@ -244,13 +246,6 @@ pub struct OutboundConfig {
     pub ca_file: Option<PathBuf>,
 }
 
-/// A tenant's outbound HTTP policy.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct Outbound {
-    /// Allowed origins, `scheme://host[:port]`, host possibly `*.suffix`. Default none.
-    pub allow: Vec<String>,
-}
-
 /// A function.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FunctionConfig {
@@ -260,40 +255,6 @@ pub struct FunctionConfig {
     pub routes: Vec<Route>,
     /// Its config variables (`wasi:config/store`).
     pub config: BTreeMap<String, String>,
-}
-
-/// The most config variables a function may have.
-pub const MAX_CONFIG_VARIABLES: usize = 256;
-/// The largest config value, in bytes.
-pub const MAX_CONFIG_VALUE: usize = 64 << 10;
-
-/// Checks a function's config variables: at most [`MAX_CONFIG_VARIABLES`], names of letters,
-/// digits, `_`, `-` and `.` (1 to 128 of them), values up to [`MAX_CONFIG_VALUE`] bytes. The
-/// error names the key, never a value (values may be secrets).
-pub fn check_config_variables(variables: &BTreeMap<String, String>) -> Result<(), String> {
-    if variables.len() > MAX_CONFIG_VARIABLES {
-        return Err(format!(
-            "{} variables: at most {MAX_CONFIG_VARIABLES}",
-            variables.len()
-        ));
-    }
-    for (key, value) in variables {
-        let valid = (1..=128).contains(&key.len())
-            && key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        if !valid {
-            return Err(format!(
-                "variable name `{key}`: use 1 to 128 letters, digits, `_`, `-` or `.`"
-            ));
-        }
-        if value.len() > MAX_CONFIG_VALUE {
-            return Err(format!(
-                "the value of `{key}` is over {MAX_CONFIG_VALUE} bytes"
-            ));
-        }
-    }
-    Ok(())
 }
 
 /// Why a config is not valid. The message starts with `file:line:` when the line is known.
@@ -595,16 +556,6 @@ struct RawFunction {
     config: BTreeMap<String, String>,
 }
 
-/// Whether `name` is a valid tenant or function name: `^[a-z0-9][a-z0-9-]{0,62}$`.
-pub fn is_valid_name(name: &str) -> bool {
-    let bytes = name.as_bytes();
-    (1..=63).contains(&bytes.len())
-        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
-        && bytes
-            .iter()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-')
-}
-
 /// One parse: the text and its file name, for errors.
 struct Parser<'a> {
     text: &'a str,
@@ -717,7 +668,7 @@ impl Parser<'_> {
             limits,
             pool,
             shutdown_grace: raw.shutdown_grace.unwrap_or(Duration::from_secs(5)),
-            response_body: raw.response_body.unwrap_or(ByteSize(1 << 30)),
+            response_body: raw.response_body.unwrap_or(ByteSize(DEFAULT_RESPONSE_BODY)),
             max_upload: raw.max_upload.unwrap_or(ByteSize(50 << 20)),
             keep_versions,
             observability: raw.observability,
@@ -827,51 +778,29 @@ impl Parser<'_> {
         resolve: &dyn Fn(&Path) -> PathBuf,
         route_owners: &mut HashMap<Route, String>,
     ) -> Result<TenantConfig, ConfigError> {
-        if !is_valid_name(name) {
-            return Err(self.invalid(
-                &["tenants", name],
-                format!("tenant name `{name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"),
-            ));
-        }
-        let hosts = raw
-            .hosts
-            .iter()
-            .map(|h| HostPattern::parse(h))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| self.invalid(&["tenants", name, "hosts"], e.to_string()))?;
-        let limits = raw.limits.over(defaults);
-        self.check_limits(&["tenants", name, "limits"], &limits, pool)?;
-        for origin in &raw.outbound.allow {
-            check_origin(origin).map_err(|why| {
-                self.invalid(
-                    &["tenants", name, "outbound", "allow"],
-                    format!("`{origin}`: {why}"),
-                )
-            })?;
-        }
+        let definition = TenantDefinition::check(
+            name,
+            &raw.hosts,
+            &raw.limits,
+            &raw.outbound.allow,
+            (defaults, pool),
+        )
+        .map_err(|e| self.invalid_at(&["tenants", name], &e))?;
         let mut functions = BTreeMap::new();
         for (function_name, raw_function) in &raw.functions {
             let key = ["tenants", name, "functions", function_name.as_str()];
-            if !is_valid_name(function_name) {
-                return Err(self.invalid(
-                    &key,
-                    format!(
-                        "function name `{function_name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"
-                    ),
-                ));
-            }
+            check_function_name(function_name).map_err(|e| self.invalid_at(&key, &e))?;
             if raw_function.wasm.as_os_str().is_empty() {
                 return Err(self.invalid(
                     &[&key[..], &["wasm"]].concat(),
                     "wasm cannot be empty".to_owned(),
                 ));
             }
-            check_config_variables(&raw_function.config)
-                .map_err(|e| self.invalid(&[&key[..], &["config"]].concat(), e))?;
+            check_config_variables(&raw_function.config).map_err(|e| self.invalid_at(&key, &e))?;
             let routes = self.routes(
                 &[&key[..], &["routes"]].concat(),
                 &raw_function.routes,
-                (name, &hosts),
+                (name, &definition),
                 route_owners,
             )?;
             functions.insert(
@@ -886,12 +815,7 @@ impl Parser<'_> {
         let mut origins = BTreeMap::new();
         for (origin_name, raw_origin) in &raw.origins {
             let key = ["tenants", name, "origins", origin_name.as_str()];
-            if !is_valid_name(origin_name) {
-                return Err(self.invalid(
-                    &key,
-                    format!("origin name `{origin_name}` must match ^[a-z0-9][a-z0-9-]{{0,62}}$"),
-                ));
-            }
+            check_name("origin", origin_name).map_err(|e| self.invalid(&key, e))?;
             if functions.contains_key(origin_name) {
                 return Err(self.invalid(
                     &key,
@@ -923,7 +847,7 @@ impl Parser<'_> {
             let routes = self.routes(
                 &at("routes"),
                 &raw_origin.routes,
-                (name, &hosts),
+                (name, &definition),
                 route_owners,
             )?;
             origins.insert(
@@ -944,11 +868,7 @@ impl Parser<'_> {
             );
         }
         Ok(TenantConfig {
-            hosts,
-            limits,
-            outbound: Outbound {
-                allow: raw.outbound.allow.clone(),
-            },
+            definition,
             functions,
             origins,
         })
@@ -960,22 +880,15 @@ impl Parser<'_> {
         &self,
         route_key: &[&str],
         texts: &[String],
-        (tenant, hosts): (&str, &[HostPattern]),
+        (tenant, definition): (&str, &TenantDefinition),
         route_owners: &mut HashMap<Route, String>,
     ) -> Result<Vec<Route>, ConfigError> {
         let owner = route_key[..route_key.len() - 1].join(".");
         let mut routes = Vec::new();
         for text in texts {
-            let route = Route::parse(text).map_err(|e| self.invalid(route_key, e.to_string()))?;
-            if !hosts.iter().any(|h| h.covers(route.host())) && *route.host() != HostPattern::Any {
-                return Err(self.invalid(
-                    route_key,
-                    format!(
-                        "route `{route}`: host `{}` is not in tenant `{tenant}`'s hosts",
-                        route.host()
-                    ),
-                ));
-            }
+            let route = definition
+                .route(tenant, text)
+                .map_err(|e| self.invalid(route_key, e.message))?;
             if let Some(previous) = route_owners.insert(route.clone(), owner.clone()) {
                 return Err(self.invalid(
                     route_key,
@@ -985,6 +898,16 @@ impl Parser<'_> {
             routes.push(route);
         }
         Ok(routes)
+    }
+
+    /// `e`, found under the key path `under`.
+    fn invalid_at(&self, under: &[&str], e: &Invalid) -> ConfigError {
+        let key: Vec<&str> = under
+            .iter()
+            .copied()
+            .chain(e.key.split('.').filter(|k| !k.is_empty()))
+            .collect();
+        self.invalid(&key, e.message.clone())
     }
 
     fn check_limits(
@@ -1025,12 +948,6 @@ impl Parser<'_> {
             message,
         }
     }
-}
-
-/// Checks an outbound origin pattern: `http(s)://host[:port]`, host possibly `*.suffix` or an
-/// IP address.
-pub fn check_origin(origin: &str) -> Result<(), String> {
-    OriginPattern::parse(origin).map(|_| ())
 }
 
 #[cfg(test)]

@@ -30,15 +30,15 @@ fn the_contract_example_parses() {
     assert_eq!(config.data_dir, Path::new("/etc/atoll/./atoll-data"));
     let demo = &config.tenants["demo"];
     assert_eq!(
-        demo.hosts,
+        demo.definition.hosts,
         vec![
             HostPattern::Exact("localhost".into()),
             HostPattern::Wildcard("demo.localhost".into())
         ]
     );
-    assert_eq!(demo.limits, Limits::default());
+    assert_eq!(demo.definition.limits, Limits::default());
     assert_eq!(
-        demo.outbound.allow,
+        demo.definition.outbound_allow,
         vec!["https://api.example.com".to_owned()]
     );
     let hello = &demo.functions["hello"];
@@ -72,13 +72,13 @@ fn tenant_limits_inherit_the_gateway_defaults() {
         None,
     )
     .unwrap();
-    let a = &config.tenants["a"].limits;
+    let a = &config.tenants["a"].definition.limits;
     assert_eq!(a.memory, ByteSize(32 << 20));
     assert_eq!(a.cpu_time, Duration::from_millis(20));
     assert_eq!(a.rate, 100);
     assert_eq!(a.timeout, Duration::from_secs(10));
     assert_eq!(
-        config.tenants["b"].limits.cpu_time,
+        config.tenants["b"].definition.limits.cpu_time,
         Duration::from_millis(20)
     );
 }
@@ -166,6 +166,7 @@ fn bad_names_are_refused() {
     }
     let e = error("tenants:\n  t:\n    functions:\n      Bad: {wasm: x.wasm}\n");
     assert!(e.contains("function name `Bad`"), "{e}");
+    use crate::definition::is_valid_name;
     assert!(is_valid_name("a") && is_valid_name("a-1") && is_valid_name(&"a".repeat(63)));
 }
 

@@ -45,11 +45,13 @@ impl ControlPlane {
                 .tenants
                 .insert(name.to_owned(), live.tenant.clone());
             for f in live.functions.values() {
+                let grants = live.tenant.grants(&f.function);
                 for route in &f.routes {
                     let endpoint = Endpoint {
                         tenant: live.tenant.clone(),
                         function: f.function.clone(),
                         route: route.to_string().into(),
+                        grants: grants.clone(),
                         metrics: f.metrics.clone(),
                     };
                     snapshot

@@ -70,10 +70,10 @@ pub(super) fn describe(inner: &Inner, config: &Config, name: &str) -> Option<(St
         Origin::Config => {
             let t = config.tenants.get(name)?;
             TenantSpec {
-                hosts: t.hosts.iter().map(ToString::to_string).collect(),
-                limits: LimitsSpec::from(&t.limits),
+                hosts: t.definition.hosts.iter().map(ToString::to_string).collect(),
+                limits: LimitsSpec::from(&t.definition.limits),
                 outbound: OutboundSpec {
-                    allow: t.outbound.allow.clone(),
+                    allow: t.definition.outbound_allow.clone(),
                 },
             }
         }

@@ -3,7 +3,6 @@
 //! own namespace that no other tenant can reach, with quotas on keys and bytes; its data
 //! survives restarts and goes with the tenant when it is deleted.
 
-pub mod host;
 pub mod store;
 
 use std::sync::Arc;

@@ -66,6 +66,9 @@ pub enum KvError {
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The caller has no key-value namespace (a guest run outside any tenant).
+    #[error("key-value access is not enabled")]
+    Disabled,
 }
 
 fn storage(e: impl std::fmt::Display) -> KvError {

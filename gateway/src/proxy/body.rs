@@ -11,11 +11,15 @@ use pingora::proxy::Session;
 
 use crate::runtime::{GuestBody, GuestBodyError, InvokeError};
 
-use super::cached;
+use std::sync::Arc;
+
+use crate::cache::CacheUse;
+use crate::registry::Tenant;
+
+use super::cached::CacheFill;
+use super::headers::{is_hop_by_hop, request_host};
 use super::request_id::{HEADER as REQUEST_ID, RequestId};
 use super::respond::GatewayError;
-use crate::cache::{CacheUse, Fill, RequestKey, TenantCache, policy};
-use crate::registry::Tenant;
 
 /// Reads the whole request body, refusing it as soon as it passes `limit` bytes (and before
 /// reading anything when `Content-Length` already says so).
@@ -53,16 +57,7 @@ pub(super) fn to_http_request(
     scheme: http::uri::Scheme,
     body: Bytes,
 ) -> Result<http::Request<Full<Bytes>>, GatewayError> {
-    let authority = head
-        .uri
-        .authority()
-        .map(|a| a.as_str())
-        .or_else(|| {
-            head.headers
-                .get(http::header::HOST)
-                .and_then(|v| v.to_str().ok())
-        })
-        .unwrap_or("localhost");
+    let authority = request_host(head).unwrap_or("localhost");
     let path_and_query = head
         .uri
         .path_and_query()
@@ -154,15 +149,16 @@ fn after_head(stop: BodyStop) -> Written {
     })
 }
 
-/// Writes the guest's response, all of it before `deadline`. The head waits for the first data:
-/// a body that is complete by then goes out in one write with `Content-Length`; anything else
-/// streams, chunked on HTTP/1.1 when the guest gave no length.
+/// Writes the guest's response, all of it before `deadline`, recording it for `tenant`'s cache
+/// when `cache_use` allows. The head waits for the first data: a body that is complete by then
+/// goes out in one write with `Content-Length`; anything else streams, chunked on HTTP/1.1 when
+/// the guest gave no length.
 pub(super) async fn write_guest_response(
     session: &mut Session,
     response: http::Response<GuestBody>,
     request_id: &RequestId,
     deadline: Instant,
-    (cache_use, tenant): (CacheUse, &Tenant),
+    (cache_use, tenant): (CacheUse, &Arc<Tenant>),
 ) -> pingora::Result<Written> {
     let (parts, mut body) = response.into_parts();
     let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 3))?;
@@ -173,31 +169,10 @@ pub(super) async fn write_guest_response(
         head.append_header(name.clone(), value.clone())?;
     }
     head.insert_header(REQUEST_ID, request_id.as_str())?;
-    let mut fill = None;
-    if cache_use != CacheUse::Off {
-        head.insert_header(cached::X_CACHE, "MISS")?;
-        let request = session.req_header();
-        let authorized = request.headers.contains_key(http::header::AUTHORIZATION);
-        if cache_use == CacheUse::LookupAndFill
-            && let Some(ttl) = policy::freshness(parts.status, &parts.headers, authorized)
-            && let Some(cache) = tenant.cache_to_fill()
-        {
-            let key = RequestKey {
-                host: super::request_host(request).unwrap_or_default(),
-                path: request.uri.path(),
-                query: request.uri.query(),
-                headers: &request.headers,
-            };
-            let stored = cached::headers_to_store(&parts.headers);
-            fill = Some((
-                cache,
-                Fill::new(&key, parts.status, stored, ttl, cache.max_object()),
-            ));
-        }
-    }
-    let finish = |fill: Option<(&TenantCache, Fill)>| {
-        if let Some((cache, fill)) = fill {
-            fill.finish(cache);
+    let mut fill = CacheFill::start(session.req_header(), &mut head, cache_use, tenant)?;
+    let mut record = |data: &Bytes| {
+        if let Some(fill) = &mut fill {
+            fill.push(data);
         }
     };
 
@@ -205,20 +180,18 @@ pub(super) async fn write_guest_response(
         Ok(Some(first)) => first,
         Ok(None) => {
             // Stored before the client has it all, so its next request finds it.
-            finish(fill);
+            store(fill);
             head.insert_header(http::header::CONTENT_LENGTH, 0)?;
             session.write_response_header(Box::new(head), true).await?;
             return Ok(Written::Complete);
         }
         Err(e) => return Ok(before_head(e)),
     };
-    if let Some((_, fill)) = &mut fill {
-        fill.push(&first);
-    }
+    record(&first);
     let second = match ready_frame(&mut body).await {
         Some(None) => {
             // Complete: one write, with its length.
-            finish(fill);
+            store(fill);
             head.insert_header(http::header::CONTENT_LENGTH, first.len())?;
             session.write_response_header(Box::new(head), false).await?;
             session.write_response_body(Some(first), true).await?;
@@ -235,34 +208,22 @@ pub(super) async fn write_guest_response(
     session.write_response_header(Box::new(head), false).await?;
     session.write_response_body(Some(first), false).await?;
     if let Some(second) = second {
-        if let Some((_, fill)) = &mut fill {
-            fill.push(&second);
-        }
+        record(&second);
         session.write_response_body(Some(second), false).await?;
     }
     loop {
         match next_data(&mut body, deadline).await {
             Ok(Some(data)) => {
-                if let Some((_, fill)) = &mut fill {
-                    fill.push(&data);
-                }
+                record(&data);
                 session.write_response_body(Some(data), false).await?
             }
             Ok(None) => break,
             Err(stop) => return Ok(after_head(stop)),
         }
     }
-    finish(fill);
+    store(fill);
     session.write_response_body(None, true).await?;
     Ok(Written::Complete)
-}
-
-/// Connection-level headers that belong to one hop: the gateway sets its own.
-pub(super) fn is_hop_by_hop(name: &http::HeaderName) -> bool {
-    matches!(
-        name.as_str(),
-        "connection" | "keep-alive" | "transfer-encoding" | "upgrade" | "proxy-connection" | "te"
-    )
 }
 
 /// Resolves when the client goes away (closes the connection or resets the HTTP/2 stream)
@@ -276,4 +237,11 @@ pub(super) async fn client_gone(session: &mut Session, after: std::time::Duratio
         return;
     }
     std::future::pending().await
+}
+
+/// The response went out whole: into the cache with it, if it was being recorded.
+fn store(fill: Option<CacheFill>) {
+    if let Some(fill) = fill {
+        fill.finish();
+    }
 }

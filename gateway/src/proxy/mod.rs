@@ -1,16 +1,18 @@
-//! The Pingora glue. [`AtollProxy`] implements [`ProxyHttp`] and answers every request from
-//! `request_filter`, in this order:
+//! The Pingora glue. [`AtollProxy`] implements [`ProxyHttp`]; a request walks:
 //!
-//! 1. **identify**: keep or make the `x-request-id`;
+//! 1. **identify** (`request_filter`): keep or make the `x-request-id`;
 //! 2. **route**: host and path against the current registry snapshot (lock-free);
-//! 3. **admit**: the tenant's rate, then a concurrency slot (a short bounded wait);
-//! 4. **read**: the request body, refused past the tenant's `request_body` limit while reading;
-//! 5. **invoke**: the function, through [`Runtime::invoke`] with `http` crate types; a client
-//!    that goes away stops the guest;
-//! 6. **respond**: the guest's response streamed out (or written in one go with
-//!    `Content-Length` when it is already complete), or the gateway's own JSON error from
-//!    [`respond`];
-//! 7. **record**: the metrics for the tenant and function, and the access line ([`logs`]).
+//! 3. **answer**, by what the route leads to:
+//!    - the tenant's cache, when it holds a fresh response ([`cached`]);
+//!    - a function ([`function`]): admit, read the body under its cap, invoke the guest with
+//!      `http` crate types, write its response;
+//!    - an origin ([`origin`]): admit, then Pingora proxies it (`upstream_peer`,
+//!      `upstream_request_filter`, `response_filter`, `response_body_filter`);
+//!    - nothing: 404 `no_route`.
+//!
+//!    Refusals and failures are the gateway's own JSON errors from [`respond`].
+//! 4. **record** (`logging`, which Pingora calls once for every request): the [`Outcome`] the
+//!    path ended in becomes the metrics and the access line, in [`outcome`] and nowhere else.
 //!
 //! What a guest writes to stdout and stderr is logged with its request id when its task ends.
 
@@ -20,52 +22,46 @@ pub mod respond;
 
 mod body;
 mod cached;
-mod upstream;
+mod function;
+mod headers;
+mod origin;
+mod outcome;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use async_trait::async_trait;
 use pingora::prelude::*;
 use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 
-use crate::admission::Admitted;
-use crate::cache::{CacheUse, Fill, RequestKey, policy};
-use crate::config::{Observability, Recording};
-use crate::metrics::{FunctionMetrics, Metrics};
-use crate::registry::{Endpoint, OriginEndpoint, Registry, Target};
-use crate::runtime::{GuestObserver, GuestOutput, GuestStats, InvokeError, Runtime};
+use crate::cache::CacheUse;
+use crate::config::Observability;
+use crate::metrics::Metrics;
+use crate::registry::{Registry, Target};
+use crate::runtime::Runtime;
 
-use self::body::Written;
-use self::logs::AccessRecord;
+use self::headers::request_host;
+use self::origin::OriginRequest;
+use self::outcome::{Exchange, Outcome, Recorder};
 use self::request_id::RequestId;
 use self::respond::GatewayError;
 
-/// How long a guest runs before the proxy starts watching for the client going away. Most
-/// requests finish well within it, and skipping the watch saves them a socket read.
-const CLIENT_WATCH_AFTER: Duration = Duration::from_millis(2);
-
-/// The proxy service's logic: routes requests to tenant functions.
+/// The proxy service's logic: routes requests to tenant functions and origins.
 pub struct AtollProxy {
     registry: Arc<Registry>,
     runtime: Arc<Runtime>,
-    metrics: Metrics,
-    observability: Observability,
+    recorder: Recorder,
 }
 
-/// How a routed request ended.
-enum Outcome {
-    /// The guest's response went out with this status.
-    Served {
-        status: u16,
-        instantiation: Duration,
-    },
-    /// The gateway answers with its own error.
-    Refused(GatewayError),
-    /// The response failed after its head, with this status, was sent: the connection is cut.
-    Cut { status: u16, why: String },
-    /// The client went away before the response.
-    ClientGone,
+/// Per-request state Pingora carries between callbacks.
+#[derive(Debug, Default)]
+pub struct RequestCtx {
+    /// Set as the request arrives.
+    exchange: Option<Exchange>,
+    /// How the request ended, once it has; `None` while an origin's response streams.
+    outcome: Option<Outcome>,
+    /// Set for a request admitted to an origin, which Pingora proxies after `request_filter`.
+    origin: Option<OriginRequest>,
 }
 
 impl AtollProxy {
@@ -80,279 +76,65 @@ impl AtollProxy {
         AtollProxy {
             registry,
             runtime,
-            metrics,
-            observability,
+            recorder: Recorder::new(metrics, observability),
         }
     }
 
-    /// Steps 3 to 6 for a routed request that arrived at `started`.
-    async fn serve(
+    /// Answers a request whose route led to `target`, unless it is an origin's to answer:
+    /// then `Ok(None)`, with the admitted request in `origin`.
+    async fn answer(
         &self,
         session: &mut Session,
-        endpoint: &Endpoint,
-        request_id: &RequestId,
-        started: Instant,
-        cache_use: CacheUse,
-    ) -> pingora::Result<Outcome> {
-        let tenant = &endpoint.tenant;
-        // The wall-clock budget covers everything from here: queueing, reading, the guest and
-        // the response body.
-        let deadline = started + tenant.limits.timeout;
-        let _admitted = match tenant.admission.admit().await {
-            Ok(admitted) => admitted,
-            Err(rejection) => return Ok(Outcome::Refused(rejection.into())),
+        exchange: &Exchange,
+        origin: &mut Option<OriginRequest>,
+    ) -> Result<Option<Outcome>> {
+        let Some(target) = &exchange.target else {
+            return Ok(Some(Outcome::Refused(GatewayError::NoRoute)));
         };
-        let body = match body::read_capped(session, tenant.limits.request_body.0).await? {
-            Ok(body) => body,
-            Err(e) => return Ok(Outcome::Refused(e)),
+        let cache_use = {
+            let head = session.req_header();
+            CacheUse::of(&head.method, &head.headers)
         };
-        // What the guest sees as the scheme: how the client reached the gateway.
-        let tls = session
-            .digest()
-            .is_some_and(|digest| digest.ssl_digest.is_some());
-        let scheme = if tls {
-            http::uri::Scheme::HTTPS
-        } else {
-            http::uri::Scheme::HTTP
-        };
-        let request = match body::to_http_request(session.req_header(), scheme, body) {
-            Ok(request) => request,
-            Err(e) => return Ok(Outcome::Refused(e)),
-        };
-        let invoke = self.runtime.invoke_observed(
-            &endpoint.function.image,
-            &tenant.invoke_limits,
-            &endpoint.function.config,
-            request,
-            InstanceObserver::new(endpoint, request_id, self.observability.metrics),
-        );
-        let remaining = deadline.saturating_duration_since(Instant::now());
-        let invocation = tokio::select! {
-            result = pingora::time::fast_timeout::fast_timeout(remaining, invoke) => match result {
-                Ok(Ok(invocation)) => invocation,
-                Ok(Err(e)) => return Ok(Outcome::Refused(e.into())),
-                Err(_elapsed) => return Ok(Outcome::Refused(InvokeError::Timeout.into())),
-            },
-            () = body::client_gone(session, CLIENT_WATCH_AFTER) => return Ok(Outcome::ClientGone),
-        };
-        let status = invocation.response.status().as_u16();
-        let instantiation = invocation.instantiation;
-        Ok(
-            match body::write_guest_response(
+        if cache_use != CacheUse::Off
+            && let Some(status) =
+                cached::answer(session, target.tenant(), &exchange.request_id).await?
+        {
+            return Ok(Some(Outcome::Served {
+                status,
+                instantiation: std::time::Duration::ZERO,
+            }));
+        }
+        match target {
+            Target::Function(endpoint) => function::serve(
+                &self.runtime,
+                self.recorder.metrics(),
                 session,
-                invocation.response,
-                request_id,
-                deadline,
-                (cache_use, tenant),
+                endpoint,
+                (&exchange.request_id, exchange.started),
+                cache_use,
             )
-            .await?
-            {
-                Written::Complete => Outcome::Served {
-                    status,
-                    instantiation,
-                },
-                Written::FailedBeforeHead(e) => Outcome::Refused(e),
-                Written::FailedAfterHead(why) => Outcome::Cut { status, why },
+            .await
+            .map(Some),
+            Target::Origin(endpoint) => match endpoint.tenant.admission.admit().await {
+                Ok(admitted) => {
+                    *origin = Some(OriginRequest::new(endpoint.clone(), cache_use, admitted));
+                    Ok(None)
+                }
+                Err(rejection) => Ok(Some(Outcome::Refused(rejection.into()))),
             },
-        )
-    }
-
-    async fn write_error(
-        &self,
-        session: &mut Session,
-        error: &GatewayError,
-        request_id: &RequestId,
-    ) -> pingora::Result<()> {
-        let (head, body) = error.to_response(request_id)?;
-        session.write_response_header(Box::new(head), false).await?;
-        session.write_response_body(Some(body), true).await
-    }
-
-    /// The request's duration and status in its function's (or origin's) metrics.
-    fn record_request(&self, answerer: Answerer<'_>, status: u16, duration: Duration) {
-        if self.observability.metrics == Recording::Off {
-            return;
-        }
-        answerer.metrics.duration.observe(duration.as_secs_f64());
-        if status == 200 {
-            answerer.metrics.ok.inc();
-        } else {
-            let code = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::BAD_GATEWAY);
-            self.metrics
-                .requests
-                .with_label_values(&[answerer.tenant, answerer.name, code.as_str()])
-                .inc();
-        }
-    }
-
-    /// The request's access line: `(status, instantiation time)` and how long it took.
-    fn log_access(
-        &self,
-        session: &Session,
-        request_id: &RequestId,
-        answerer: Option<Answerer<'_>>,
-        (status, instantiation): (u16, Duration),
-        duration: Duration,
-    ) {
-        if self.observability.access_log == Recording::Off {
-            return;
-        }
-        let head = session.req_header();
-        let (tenant, function, route) = match answerer {
-            Some(a) => (a.tenant, a.name, a.route),
-            None => ("", "", ""),
-        };
-        AccessRecord {
-            request_id: request_id.as_str(),
-            method: head.method.as_str(),
-            host: request_host(head).unwrap_or_default(),
-            path: head.uri.path(),
-            tenant,
-            function,
-            route,
-            status,
-            duration,
-            instantiation,
-        }
-        .log();
-    }
-
-    fn record_failure(&self, endpoint: &Endpoint, error: &GatewayError, request_id: &RequestId) {
-        let tenant = endpoint.tenant.name.as_str();
-        let function = endpoint.function.name.as_str();
-        tracing::info!(
-            request_id = request_id.as_str(),
-            tenant,
-            function,
-            code = error.code(),
-            detail = %error.message(),
-            "request failed"
-        );
-        if self.observability.metrics == Recording::Off {
-            return;
-        }
-        if let Some(reason) = error.trap_reason() {
-            self.metrics
-                .traps
-                .with_label_values(&[tenant, function, reason])
-                .inc();
-        }
-        if let Some(limit) = error.limit() {
-            self.metrics
-                .limit_rejections
-                .with_label_values(&[tenant, limit])
-                .inc();
         }
     }
 }
 
-/// Who answered a routed request, for its metrics and access line: a function, or an origin
-/// (whose name stands in the `function` label).
-#[derive(Clone, Copy)]
-struct Answerer<'a> {
-    tenant: &'a str,
-    name: &'a str,
-    route: &'a str,
-    metrics: &'a FunctionMetrics,
-}
-
-impl<'a> From<&'a Endpoint> for Answerer<'a> {
-    fn from(e: &'a Endpoint) -> Self {
-        Answerer {
-            tenant: &e.tenant.name,
-            name: &e.function.name,
-            route: &e.route,
-            metrics: &e.metrics,
-        }
-    }
-}
-
-impl<'a> From<&'a OriginEndpoint> for Answerer<'a> {
-    fn from(o: &'a OriginEndpoint) -> Self {
-        Answerer {
-            tenant: &o.tenant.name,
-            name: &o.origin.name,
-            route: &o.route,
-            metrics: &o.metrics,
-        }
-    }
-}
-
-/// Counts a guest in `atoll_instances_active` for as long as its task lives, records its
-/// instantiation time, memory peak and execution time when it finishes, and logs what it wrote.
-struct InstanceObserver {
-    endpoint: Endpoint,
-    request_id: RequestId,
-    metrics: Recording,
-}
-
-impl InstanceObserver {
-    fn new(endpoint: &Endpoint, request_id: &RequestId, metrics: Recording) -> InstanceObserver {
-        if metrics == Recording::On {
-            endpoint.metrics.active.inc();
-        }
-        InstanceObserver {
-            endpoint: endpoint.clone(),
-            request_id: request_id.clone(),
-            metrics,
-        }
-    }
-}
-
-impl GuestObserver for InstanceObserver {
-    fn guest_finished(&mut self, stats: &GuestStats) {
-        if self.metrics == Recording::Off {
-            return;
-        }
-        let metrics = &self.endpoint.metrics;
-        metrics
-            .instantiation
-            .observe(stats.instantiation.as_secs_f64());
-        metrics.memory_peak.observe(stats.memory_peak as f64);
-        metrics.execution.inc_by(stats.execution.as_secs_f64());
-    }
-
-    fn guest_output(&mut self, output: GuestOutput) {
-        logs::log_guest_output(&self.endpoint, &self.request_id, &output);
-    }
-}
-
-impl Drop for InstanceObserver {
-    fn drop(&mut self) {
-        if self.metrics == Recording::On {
-            self.endpoint.metrics.active.dec();
-        }
-    }
-}
-
-/// The request's host: the URI's authority, or else the `Host` header (port and all).
-fn request_host(head: &pingora::http::RequestHeader) -> Option<&str> {
-    head.uri.authority().map(|a| a.as_str()).or_else(|| {
-        head.headers
-            .get(http::header::HOST)
-            .and_then(|v| v.to_str().ok())
-    })
-}
-
-/// Per-request state Pingora carries between callbacks.
-#[derive(Debug, Default)]
-pub struct RequestCtx {
-    request_id: Option<RequestId>,
-    /// Set for a request routed to an origin, which Pingora proxies after `request_filter`.
-    origin: Option<OriginRequest>,
-    /// How the request may use the cache.
-    cache_use: CacheUse,
-    /// The origin's response being recorded for the cache.
-    fill: Option<Fill>,
-}
-
-/// A request on its way to an origin.
-#[derive(Debug)]
-struct OriginRequest {
-    endpoint: OriginEndpoint,
-    started: Instant,
-    /// The tenant's concurrency slot, held until the request ends.
-    _admitted: Admitted,
+/// Writes the gateway's JSON error for `error`.
+async fn write_error(
+    session: &mut Session,
+    error: &GatewayError,
+    request_id: &RequestId,
+) -> Result<()> {
+    let (head, body) = error.to_response(request_id)?;
+    session.write_response_header(Box::new(head), false).await?;
+    session.write_response_body(Some(body), true).await
 }
 
 #[async_trait]
@@ -367,89 +149,42 @@ impl ProxyHttp for AtollProxy {
         let started = Instant::now();
         let request_id =
             RequestId::from_incoming(session.req_header().headers.get(request_id::HEADER));
-        let snapshot = self.registry.snapshot();
         let target = {
             let head = session.req_header();
-            snapshot.route(request_host(head), head.uri.path()).cloned()
+            self.registry
+                .snapshot()
+                .route(request_host(head), head.uri.path())
+                .cloned()
         };
-        drop(snapshot);
-        let cache_use = {
-            let head = session.req_header();
-            CacheUse::of(&head.method, &head.headers)
+        let exchange = ctx.exchange.insert(Exchange {
+            request_id,
+            started,
+            target,
+        });
+        let Some(outcome) = self.answer(session, exchange, &mut ctx.origin).await? else {
+            return Ok(false); // Pingora proxies it to the origin
         };
-        if cache_use != CacheUse::Off
-            && let Some(target) = &target
-            && self
-                .answer_from_cache(session, target, &request_id, started)
-                .await?
-        {
-            ctx.request_id = Some(request_id);
-            return Ok(true);
-        }
-        let endpoint = match target {
-            Some(Target::Function(endpoint)) => Some(endpoint),
-            Some(Target::Origin(origin)) => {
-                ctx.cache_use = cache_use;
-                return self
-                    .admit_to_origin(session, ctx, origin, request_id, started)
-                    .await;
-            }
-            None => None,
-        };
-        let (status, instantiation) = match &endpoint {
-            None => {
-                self.write_error(session, &GatewayError::NoRoute, &request_id)
-                    .await?;
-                (GatewayError::NoRoute.status().as_u16(), Duration::ZERO)
-            }
-            Some(endpoint) => match self
-                .serve(session, endpoint, &request_id, started, cache_use)
-                .await?
-            {
-                Outcome::Served {
-                    status,
-                    instantiation,
-                } => (status, instantiation),
-                Outcome::Refused(error) => {
-                    self.record_failure(endpoint, &error, &request_id);
-                    self.write_error(session, &error, &request_id).await?;
-                    (error.status().as_u16(), Duration::ZERO)
-                }
-                Outcome::Cut { status, why } => {
-                    tracing::warn!(
-                        request_id = request_id.as_str(),
-                        tenant = endpoint.tenant.name.as_str(),
-                        function = endpoint.function.name.as_str(),
-                        detail = why.as_str(),
-                        "response cut short"
-                    );
-                    let served = (status, Duration::ZERO);
-                    let duration = started.elapsed();
-                    let answerer = Some(endpoint.into());
-                    self.log_access(session, &request_id, answerer, served, duration);
-                    return Error::e_explain(ErrorType::WriteError, why);
-                }
-                Outcome::ClientGone => {
-                    let served = (logs::CLIENT_CLOSED_STATUS, Duration::ZERO);
-                    let duration = started.elapsed();
-                    let answerer = Some(endpoint.into());
-                    self.log_access(session, &request_id, answerer, served, duration);
-                    return Error::e_explain(ErrorType::ConnectionClosed, "the client went away");
+        let request_id = &exchange.request_id;
+        let outcome = match outcome {
+            Outcome::Refused(error) => match write_error(session, &error, request_id).await {
+                Ok(()) => Outcome::Refused(error),
+                Err(e) => {
+                    ctx.outcome = Some(Outcome::ClientGone);
+                    return Err(e);
                 }
             },
+            Outcome::Cut { status, why } => {
+                let error = Error::explain(ErrorType::WriteError, why.clone());
+                ctx.outcome = Some(Outcome::Cut { status, why });
+                return Err(error);
+            }
+            Outcome::ClientGone => {
+                ctx.outcome = Some(Outcome::ClientGone);
+                return Error::e_explain(ErrorType::ConnectionClosed, "the client went away");
+            }
+            served @ (Outcome::Served { .. } | Outcome::Broken { .. }) => served,
         };
-        let duration = started.elapsed();
-        if let Some(endpoint) = &endpoint {
-            self.record_request(endpoint.into(), status, duration);
-        }
-        self.log_access(
-            session,
-            &request_id,
-            endpoint.as_ref().map(Answerer::from),
-            (status, instantiation),
-            duration,
-        );
-        ctx.request_id = Some(request_id);
+        ctx.outcome = Some(outcome);
         Ok(true)
     }
 
@@ -458,19 +193,11 @@ impl ProxyHttp for AtollProxy {
         _session: &mut Session,
         ctx: &mut RequestCtx,
     ) -> Result<Box<HttpPeer>> {
-        let Some(request) = &ctx.origin else {
-            // Function requests are answered in `request_filter` and never get here.
-            return Error::e_explain(ErrorType::InternalError, "no upstream for this request");
-        };
-        let origin = &request.endpoint.origin;
-        let address = origin.address().await.map_err(|e| {
-            Error::because(
-                ErrorType::ConnectNoRoute,
-                format!("resolving origin {}", origin.spec.url.host),
-                e,
-            )
-        })?;
-        Ok(Box::new(upstream::peer(origin, address)))
+        match &ctx.origin {
+            Some(request) => request.peer().await,
+            // Every other request is answered in `request_filter` and never gets here.
+            None => Error::e_explain(ErrorType::InternalError, "no upstream for this request"),
+        }
     }
 
     async fn upstream_request_filter(
@@ -479,21 +206,12 @@ impl ProxyHttp for AtollProxy {
         upstream_request: &mut RequestHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
-            return Ok(());
-        };
-        let client_host = request_host(session.req_header()).map(str::to_owned);
-        let client_address = session
-            .client_addr()
-            .and_then(|a| a.as_inet())
-            .map(|a| a.ip().to_string());
-        upstream::rewrite(
-            &request.endpoint.origin,
-            upstream_request,
-            client_host.as_deref(),
-            client_address,
-            request_id,
-        )
+        match (&ctx.origin, &ctx.exchange) {
+            (Some(request), Some(exchange)) => {
+                request.rewrite_request(session, upstream_request, &exchange.request_id)
+            }
+            _ => Ok(()),
+        }
     }
 
     async fn response_filter(
@@ -502,39 +220,12 @@ impl ProxyHttp for AtollProxy {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
-            return Ok(());
-        };
-        upstream_response.insert_header(request_id::HEADER, request_id.as_str())?;
-        if ctx.cache_use == CacheUse::Off {
-            return Ok(());
+        match (&mut ctx.origin, &ctx.exchange) {
+            (Some(request), Some(exchange)) => {
+                request.on_response(session, upstream_response, &exchange.request_id)
+            }
+            _ => Ok(()),
         }
-        upstream_response.insert_header(cached::X_CACHE, "MISS")?;
-        let head = session.req_header();
-        let authorized = head.headers.contains_key(http::header::AUTHORIZATION);
-        if ctx.cache_use == CacheUse::LookupAndFill
-            && let Some(ttl) = policy::freshness(
-                upstream_response.status,
-                &upstream_response.headers,
-                authorized,
-            )
-            && let Some(cache) = request.endpoint.tenant.cache_to_fill()
-        {
-            let key = RequestKey {
-                host: request_host(head).unwrap_or_default(),
-                path: head.uri.path(),
-                query: head.uri.query(),
-                headers: &head.headers,
-            };
-            ctx.fill = Some(Fill::new(
-                &key,
-                upstream_response.status,
-                cached::headers_to_store(&upstream_response.headers),
-                ttl,
-                cache.max_object(),
-            ));
-        }
-        Ok(())
     }
 
     fn response_body_filter(
@@ -543,17 +234,9 @@ impl ProxyHttp for AtollProxy {
         body: &mut Option<bytes::Bytes>,
         end_of_stream: bool,
         ctx: &mut RequestCtx,
-    ) -> Result<Option<Duration>> {
-        if let Some(fill) = &mut ctx.fill {
-            if let Some(data) = body {
-                fill.push(data);
-            }
-            if end_of_stream
-                && let (Some(fill), Some(request)) = (ctx.fill.take(), &ctx.origin)
-                && let Some(cache) = request.endpoint.tenant.cache()
-            {
-                fill.finish(cache);
-            }
+    ) -> Result<Option<std::time::Duration>> {
+        if let Some(request) = &mut ctx.origin {
+            request.on_body(body.as_ref(), end_of_stream);
         }
         Ok(None)
     }
@@ -564,60 +247,69 @@ impl ProxyHttp for AtollProxy {
         e: &Error,
         ctx: &mut RequestCtx,
     ) -> FailToProxy {
-        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
-            return default_failure(session, e).await;
-        };
-        let error = upstream::failure(e);
-        let origin = &request.endpoint;
-        tracing::warn!(
-            request_id = request_id.as_str(),
-            tenant = origin.tenant.name.as_str(),
-            origin = origin.origin.name.as_str(),
-            code = error.code(),
-            detail = %e,
-            "origin request failed"
-        );
-        if session.response_written().is_some() {
+        let error_code = if ctx.outcome.is_some() {
+            // The path already knows how it ended; nothing more goes to the client.
+            0
+        } else if let Some(head) = session.response_written() {
             // The head is out: all that is left is to cut the connection.
-            return FailToProxy {
-                error_code: 0,
-                can_reuse_downstream: false,
-            };
-        }
-        let code = error.status().as_u16();
-        if let Err(write) = self.write_error(session, &error, request_id).await {
-            tracing::debug!(error = %write, "writing the origin error failed");
-        }
+            ctx.outcome = Some(Outcome::Cut {
+                status: head.status.as_u16(),
+                why: e.to_string(),
+            });
+            0
+        } else if let (Some(_), Some(exchange)) = (&ctx.origin, &ctx.exchange) {
+            let error = origin::failure(e);
+            let code = error.status().as_u16();
+            ctx.outcome = Some(
+                match write_error(session, &error, &exchange.request_id).await {
+                    Ok(()) => Outcome::Refused(error),
+                    Err(_) => Outcome::ClientGone,
+                },
+            );
+            code
+        } else {
+            let code = pingora_failure_status(e);
+            if code == 0 {
+                ctx.outcome = Some(Outcome::ClientGone);
+            } else {
+                ctx.outcome = Some(Outcome::Broken {
+                    status: code,
+                    why: e.to_string(),
+                });
+                if let Err(write) = session.respond_error(code).await {
+                    tracing::debug!(error = %write, "writing an error response failed");
+                }
+            }
+            code
+        };
         FailToProxy {
-            error_code: code,
+            error_code,
             can_reuse_downstream: false,
         }
     }
 
     async fn logging(&self, session: &mut Session, _e: Option<&Error>, ctx: &mut RequestCtx) {
-        let (Some(request), Some(request_id)) = (&ctx.origin, &ctx.request_id) else {
-            return; // function requests are recorded in `request_filter`
+        let Some(exchange) = &ctx.exchange else {
+            return; // refused by Pingora before `request_filter`
         };
-        let status = session
-            .response_written()
-            .map_or(logs::CLIENT_CLOSED_STATUS, |r| r.status.as_u16());
-        let duration = request.started.elapsed();
-        let answerer = Answerer::from(&request.endpoint);
-        self.record_request(answerer, status, duration);
-        self.log_access(
-            session,
-            request_id,
-            Some(answerer),
-            (status, Duration::ZERO),
-            duration,
-        );
+        // Only a proxied origin response ends without an outcome of its own.
+        let outcome = ctx
+            .outcome
+            .take()
+            .unwrap_or_else(|| match session.response_written() {
+                Some(head) => Outcome::Served {
+                    status: head.status.as_u16(),
+                    instantiation: std::time::Duration::ZERO,
+                },
+                None => Outcome::ClientGone,
+            });
+        self.recorder.record(session, exchange, &outcome);
     }
 }
 
-/// What Pingora does with a failure outside origin requests: a bare error response with the
-/// status the error carries, unless the client is gone.
-async fn default_failure(session: &mut Session, e: &Error) -> FailToProxy {
-    let code = match e.etype() {
+/// The status Pingora's own failures get, 0 when the client is gone and gets nothing.
+fn pingora_failure_status(e: &Error) -> u16 {
+    match e.etype() {
         ErrorType::HTTPStatus(code) => *code,
         _ => match e.esource() {
             ErrorSource::Upstream => 502,
@@ -627,103 +319,5 @@ async fn default_failure(session: &mut Session, e: &Error) -> FailToProxy {
             },
             ErrorSource::Internal | ErrorSource::Unset => 500,
         },
-    };
-    if code > 0
-        && let Err(write) = session.respond_error(code).await
-    {
-        tracing::debug!(error = %write, "writing an error response failed");
-    }
-    FailToProxy {
-        error_code: code,
-        can_reuse_downstream: false,
-    }
-}
-
-impl AtollProxy {
-    /// Answers from the target's tenant's cache when it holds a fresh response for the request;
-    /// `Ok(false)` when it does not.
-    async fn answer_from_cache(
-        &self,
-        session: &mut Session,
-        target: &Target,
-        request_id: &RequestId,
-        started: Instant,
-    ) -> Result<bool> {
-        let Some(cache) = target.tenant().cache() else {
-            return Ok(false);
-        };
-        let entry = {
-            let head = session.req_header();
-            cache.lookup(&RequestKey {
-                host: request_host(head).unwrap_or_default(),
-                path: head.uri.path(),
-                query: head.uri.query(),
-                headers: &head.headers,
-            })
-        };
-        let Some(entry) = entry else {
-            return Ok(false);
-        };
-        let status = cached::write_hit(session, &entry, request_id).await?;
-        let duration = started.elapsed();
-        let answerer = match target {
-            Target::Function(endpoint) => Answerer::from(endpoint),
-            Target::Origin(endpoint) => Answerer::from(endpoint),
-        };
-        self.record_request(answerer, status, duration);
-        self.log_access(
-            session,
-            request_id,
-            Some(answerer),
-            (status, Duration::ZERO),
-            duration,
-        );
-        Ok(true)
-    }
-
-    /// Admits a request for an origin under its tenant's rate and concurrency, and leaves it to
-    /// Pingora to proxy (`Ok(false)`); a refused one is answered here.
-    async fn admit_to_origin(
-        &self,
-        session: &mut Session,
-        ctx: &mut RequestCtx,
-        endpoint: OriginEndpoint,
-        request_id: RequestId,
-        started: Instant,
-    ) -> Result<bool> {
-        let refused = match endpoint.tenant.admission.admit().await {
-            Ok(admitted) => {
-                ctx.origin = Some(OriginRequest {
-                    endpoint,
-                    started,
-                    _admitted: admitted,
-                });
-                ctx.request_id = Some(request_id);
-                return Ok(false);
-            }
-            Err(rejection) => GatewayError::from(rejection),
-        };
-        if self.observability.metrics == Recording::On
-            && let Some(limit) = refused.limit()
-        {
-            self.metrics
-                .limit_rejections
-                .with_label_values(&[endpoint.tenant.name.as_str(), limit])
-                .inc();
-        }
-        self.write_error(session, &refused, &request_id).await?;
-        let status = refused.status().as_u16();
-        let duration = started.elapsed();
-        let answerer = Answerer::from(&endpoint);
-        self.record_request(answerer, status, duration);
-        self.log_access(
-            session,
-            &request_id,
-            Some(answerer),
-            (status, Duration::ZERO),
-            duration,
-        );
-        ctx.request_id = Some(request_id);
-        Ok(true)
     }
 }

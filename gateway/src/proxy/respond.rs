@@ -131,6 +131,16 @@ impl GatewayError {
         }
     }
 
+    /// What went wrong, for the log: the message, or the origin's failure in full.
+    pub fn detail(&self) -> String {
+        match self {
+            GatewayError::OriginUnreachable(detail) | GatewayError::OriginTimeout(detail) => {
+                detail.clone()
+            }
+            _ => self.message(),
+        }
+    }
+
     /// Seconds the client should wait before retrying, for the statuses that carry
     /// `Retry-After`.
     pub fn retry_after(&self) -> Option<u64> {

@@ -1,10 +1,11 @@
 //! The state a guest's [`wasmtime::Store`] carries for one request: the WASI and `wasi:http`
-//! contexts, the memory limiter, the CPU budget, and the outbound policy.
+//! contexts, the memory limiter, the CPU budget, and the host [`capabilities`](crate::capabilities)'
+//! states.
 //!
 //! Guests get an empty environment, no arguments, no preopened directories and no sockets:
-//! only what the `wasi:http/proxy` world promises, plus clocks and random numbers. Their stdout
-//! and stderr go to the request's [`OutputCapture`]. Outbound HTTP goes through the tenant's
-//! policy ([`crate::outbound`]).
+//! only what the `wasi:http/proxy` world promises, plus clocks and random numbers, and the
+//! capabilities their function was granted. Their stdout and stderr go to the request's output
+//! capture; outbound HTTP goes through the tenant's policy.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -16,12 +17,11 @@ use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use super::output::{GuestStream, OutputCapture};
-use crate::kv::TenantKv;
-use crate::outbound::{OutboundCalls, TenantOutbound};
+use crate::capabilities::output::GuestStream;
+use crate::capabilities::{HostState, States};
 
 /// The limits one invocation runs under, taken from its tenant's configuration.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InvokeLimits {
     /// The most linear memory the instance may grow to, in bytes.
     pub memory: u64,
@@ -29,20 +29,16 @@ pub struct InvokeLimits {
     pub cpu_time: Duration,
     /// The most response-body bytes the guest may send.
     pub response_body: u64,
-    /// What the guest may call over `wasi:http/outgoing-handler`; `None` denies every call.
-    pub outbound: Option<Arc<TenantOutbound>>,
-    /// The tenant's `wasi:keyvalue` namespace; `None` refuses every call.
-    pub kv: Option<Arc<TenantKv>>,
 }
 
 impl Default for InvokeLimits {
+    /// The defaults of `limits:` and `response_body` in the configuration.
     fn default() -> Self {
+        let limits = crate::config::Limits::default();
         InvokeLimits {
-            memory: 64 << 20,
-            cpu_time: Duration::from_millis(50),
-            response_body: 1 << 30,
-            outbound: None,
-            kv: None,
+            memory: limits.memory.0,
+            cpu_time: limits.cpu_time,
+            response_body: crate::config::DEFAULT_RESPONSE_BODY,
         }
     }
 }
@@ -64,14 +60,11 @@ pub(crate) struct GuestState {
     pub(crate) table: ResourceTable,
     wasi: WasiCtx,
     http: WasiHttpCtx,
-    outbound: OutboundCalls,
     pub(crate) memory: MemoryLimiter,
     pub(crate) cpu: CpuBudget,
     lane: LongRunningLane,
-    /// The function's config variables.
-    pub(crate) config: Arc<wasmtime_wasi_config::WasiConfigVariables>,
-    /// The tenant's key-value namespace.
-    pub(crate) kv: Option<Arc<TenantKv>>,
+    /// What the guest may use beyond its memory.
+    capabilities: States,
 }
 
 impl GuestState {
@@ -79,25 +72,22 @@ impl GuestState {
         limits: &InvokeLimits,
         epoch_tick: Duration,
         lanes: &Arc<Semaphore>,
-        output: &OutputCapture,
-        config: &Arc<wasmtime_wasi_config::WasiConfigVariables>,
+        capabilities: States,
     ) -> GuestState {
         GuestState {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder()
-                .stdout(output.stream(GuestStream::Stdout))
-                .stderr(output.stream(GuestStream::Stderr))
+                .stdout(capabilities.output.stream(GuestStream::Stdout))
+                .stderr(capabilities.output.stream(GuestStream::Stderr))
                 .build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundCalls::new(limits.outbound.clone()),
             memory: MemoryLimiter::new(limits.memory),
             cpu: CpuBudget::new(limits.cpu_time, epoch_tick),
             lane: LongRunningLane {
                 lanes: lanes.clone(),
                 held: Arc::new(Mutex::new(None)),
             },
-            config: config.clone(),
-            kv: limits.kv.clone(),
+            capabilities,
         }
     }
 
@@ -127,6 +117,12 @@ impl GuestState {
     }
 }
 
+impl HostState for GuestState {
+    fn capabilities(&mut self) -> (&mut ResourceTable, &mut States) {
+        (&mut self.table, &mut self.capabilities)
+    }
+}
+
 impl WasiView for GuestState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
@@ -141,7 +137,7 @@ impl WasiHttpView for GuestState {
         WasiHttpCtxView {
             ctx: &mut self.http,
             table: &mut self.table,
-            hooks: &mut self.outbound,
+            hooks: &mut self.capabilities.outbound,
         }
     }
 }

@@ -12,7 +12,6 @@
 //! and from the trap.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -25,8 +24,9 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use super::guest::{GuestState, InvokeLimits, LimitHit};
-use super::output::{GuestOutput, OutputCapture};
 use super::{FunctionImage, InvokeError, Runtime};
+use crate::capabilities::Grants;
+use crate::capabilities::output::{GuestOutput, OutputCapture};
 
 /// What a guest used, reported when it finishes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -218,19 +218,17 @@ impl Runtime {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        static NO_CONFIG: std::sync::LazyLock<Arc<super::ConfigVariables>> =
-            std::sync::LazyLock::new(Default::default);
-        self.invoke_observed(image, limits, &NO_CONFIG, request, ())
+        self.invoke_observed(image, limits, &Grants::default(), request, ())
             .await
     }
 
-    /// [`Runtime::invoke`], with the function's config variables and an observer that lives as
-    /// long as the guest's task and hears its [`GuestStats`] when it finishes.
+    /// [`Runtime::invoke`], with what the guest may use and an observer that lives as long as
+    /// the guest's task and hears its [`GuestStats`] when it finishes.
     pub async fn invoke_observed<B, O>(
         &self,
         image: &FunctionImage,
         limits: &InvokeLimits,
-        config: &Arc<super::ConfigVariables>,
+        grants: &Grants,
         request: http::Request<B>,
         observer: O,
     ) -> Result<Invocation, InvokeError>
@@ -239,16 +237,11 @@ impl Runtime {
         B::Error: Into<wasmtime_wasi_http::Error>,
         O: GuestObserver,
     {
-        let output = OutputCapture::default();
+        let capabilities = grants.prepare();
+        let output: OutputCapture = capabilities.output.clone();
         let mut store = Store::new(
             &self.engine,
-            GuestState::new(
-                limits,
-                self.settings.epoch_tick,
-                &self.lanes,
-                &output,
-                config,
-            ),
+            GuestState::new(limits, self.settings.epoch_tick, &self.lanes, capabilities),
         );
         let observed = Observed { observer, output };
         store.limiter(|state| &mut state.memory);
@@ -337,12 +330,16 @@ impl AwaitNow for tokio::sync::oneshot::Receiver<Duration> {
     }
 }
 
+/// An instantiation failure: the pool full (of instances, memories, tables or stacks), by its
+/// type, or anything else the component did.
 fn classify_instantiate(error: &wasmtime::Error) -> InvokeError {
-    let message = format!("{error:#}");
-    if message.contains("maximum concurrent") || message.contains("limit reached") {
+    if error
+        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+        .is_some()
+    {
         InvokeError::PoolExhausted
     } else {
-        InvokeError::Instantiate(message)
+        InvokeError::Instantiate(format!("{error:#}"))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The WebAssembly runtime: one wasmtime [`Engine`] with the pooling allocator, the linker that
 //! gives guests the `wasi:http/proxy` world (plus the `wasi:cli` imports that std-built guests
-//! carry, and `wasi:config/store` for their config variables), compilation of components into ready-to-instantiate [`FunctionImage`]s, and the
-//! per-request invocation with its limits.
+//! carry, and the host [`capabilities`](crate::capabilities)), compilation of components into
+//! ready-to-instantiate [`FunctionImage`]s, and the per-request invocation with its limits.
 //!
 //! This module speaks `http` crate types only and never imports Pingora, so it can be tested and
 //! benchmarked alone (see `gateway/benches/invoke.rs`).
@@ -10,31 +10,28 @@
 //!   epoch ticker thread.
 //! - [`guest`]: the per-request store state: WASI contexts, the resource limiter, the CPU budget.
 //! - [`invoke`]: one request, from a fresh instance to a streamed response.
-//! - [`output`]: the guest's stdout and stderr, captured per request under a bound.
 //! - [`error`]: how an invocation can fail, told apart for the status mapping in `proxy`.
 
 mod engine;
 mod error;
 mod guest;
 mod invoke;
-mod output;
 
 use std::sync::Arc;
 
 use anyhow::anyhow;
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
-use wasmtime_wasi_config::WasiConfig;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
-/// A function's config variables (`wasi:config/store`), set at deploy time.
-pub use wasmtime_wasi_config::WasiConfigVariables as ConfigVariables;
+pub use crate::capabilities::Grants;
+pub use crate::capabilities::config::ConfigVariables;
+pub use crate::capabilities::output::{GUEST_OUTPUT_LIMIT, GuestOutput, GuestStream};
 
 pub use self::engine::RuntimeSettings;
 pub use self::error::{InvokeError, LoadError};
 pub use self::guest::InvokeLimits;
 pub use self::invoke::{GuestBody, GuestBodyError, GuestObserver, GuestStats, Invocation};
-pub use self::output::{GUEST_OUTPUT_LIMIT, GuestOutput, GuestStream};
 
 use self::engine::EpochTicker;
 use self::guest::GuestState;
@@ -77,19 +74,9 @@ impl Runtime {
             .map_err(|e| anyhow!("linking wasi: {e:#}"))?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)
             .map_err(|e| anyhow!("linking wasi:http: {e:#}"))?;
-        // Each function's config variables, set at deploy time.
-        wasmtime_wasi_config::add_to_linker(&mut linker, |state: &mut GuestState| {
-            WasiConfig::from(&*state.config)
-        })
-        .map_err(|e| anyhow!("linking wasi:config: {e:#}"))?;
-        // The tenant's key-value namespace.
-        crate::kv::host::add_to_linker(&mut linker, |state: &mut GuestState| {
-            crate::kv::host::KvView {
-                table: &mut state.table,
-                kv: state.kv.as_deref(),
-            }
-        })
-        .map_err(|e| anyhow!("linking wasi:keyvalue: {e:#}"))?;
+        // The capabilities with imports of their own: key-value and config variables.
+        crate::capabilities::add_to_linker(&mut linker)
+            .map_err(|e| anyhow!("linking the host capabilities: {e:#}"))?;
         let ticker = EpochTicker::start(engine.clone(), settings.epoch_tick);
         Ok(Arc::new(Runtime {
             engine,

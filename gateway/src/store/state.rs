@@ -272,7 +272,8 @@ impl StateStore {
     }
 
     /// The checkpoint's path.
-    pub fn path(&self) -> &Path {
+    #[cfg(test)]
+    fn path(&self) -> &Path {
         &self.checkpoint
     }
 

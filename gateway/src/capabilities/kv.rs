@@ -1,10 +1,30 @@
-//! The host side of `wasi:keyvalue` (`store`, `atomics`, `batch`) over a tenant's namespace.
-//! Every call runs on a blocking thread, so a write waiting for the disk never holds a worker
-//! that other requests need. A guest of a tenant without a namespace gets `access-denied`.
+//! Key-value storage, the host side of `wasi:keyvalue` (`store`, `atomics`, `batch`) over the
+//! tenant's namespace of [`crate::kv`]. Granted the tenant's namespace; each request's state
+//! is that namespace. Every call runs on a blocking thread, so a write waiting for the disk
+//! never holds a worker that other requests need. A guest without a namespace gets
+//! `access-denied`.
+
+use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable, ResourceTableError};
 
-use super::{KvError, TenantKv, store::check_bucket};
+use crate::kv::store::check_bucket;
+use crate::kv::{KvError, TenantKv};
+
+use super::Capability;
+
+/// Key-value storage.
+pub struct KeyValue;
+
+impl Capability for KeyValue {
+    /// The tenant's namespace; `None` refuses every call.
+    type Grant = Option<Arc<TenantKv>>;
+    type State = Option<Arc<TenantKv>>;
+
+    fn prepare(grant: &Self::Grant) -> Self::State {
+        grant.clone()
+    }
+}
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -44,9 +64,7 @@ impl From<ResourceTableError> for KvError {
 
 impl KvView<'_> {
     fn namespace(&self) -> Result<TenantKv, KvError> {
-        self.kv
-            .cloned()
-            .ok_or_else(|| KvError::Invalid("key-value access is not enabled".into()))
+        self.kv.cloned().ok_or(KvError::Disabled)
     }
 
     fn bucket(&self, bucket: &Resource<Bucket>) -> Result<String, KvError> {
@@ -63,7 +81,7 @@ impl store::Host for KvView<'_> {
 
     fn convert_error(&mut self, err: KvError) -> wasmtime::Result<store::Error> {
         Ok(match err {
-            KvError::Invalid(why) if why.contains("not enabled") => store::Error::AccessDenied,
+            KvError::Disabled => store::Error::AccessDenied,
             other => store::Error::Other(other.to_string()),
         })
     }

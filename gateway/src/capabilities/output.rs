@@ -1,5 +1,7 @@
-//! What a guest writes to stdout and stderr during one request, captured in memory up to a
-//! bound and handed to the [`GuestObserver`](super::GuestObserver) when the guest's task ends.
+//! Output capture: what a guest writes to stdout and stderr during one request, captured in
+//! memory up to a bound and handed to the [`GuestObserver`](crate::runtime::GuestObserver)
+//! when the guest's task ends. Nothing to grant; each request's state is a fresh capture,
+//! which the guest's WASI context writes into.
 //!
 //! Each request has its own capture, so lines of concurrent requests never mix. Writes past the
 //! bound are accepted and dropped (a guest's `println!` must never fail because it talked too
@@ -13,6 +15,20 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
+
+use super::Capability;
+
+/// Output capture.
+pub struct Output;
+
+impl Capability for Output {
+    type Grant = ();
+    type State = OutputCapture;
+
+    fn prepare(_: &()) -> OutputCapture {
+        OutputCapture::default()
+    }
+}
 
 /// The most bytes of stdout and stderr together kept per request.
 pub const GUEST_OUTPUT_LIMIT: usize = 64 * 1024;
@@ -90,7 +106,7 @@ impl GuestOutput {
 
 /// The capture shared by one request's two streams and the code that reads it at the end.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct OutputCapture(Arc<Mutex<GuestOutput>>);
+pub struct OutputCapture(Arc<Mutex<GuestOutput>>);
 
 impl OutputCapture {
     /// A stream writing into this capture as `stream`, for the guest's WASI context.
