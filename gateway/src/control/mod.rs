@@ -76,6 +76,42 @@ fn variables(config: &BTreeMap<String, String>) -> Arc<crate::runtime::ConfigVar
     )
 }
 
+impl ControlError {
+    /// The status the admin API answers it with.
+    pub fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            ControlError::Invalid { .. } => StatusCode::BAD_REQUEST,
+            ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ControlError::NotFound(_) => StatusCode::NOT_FOUND,
+            ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The contract's `error.code`.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ControlError::Invalid { code, .. } => code,
+            ControlError::Forbidden(_) => "forbidden",
+            ControlError::NotFound(_) => "not_found",
+            ControlError::Conflict(_) => "conflict",
+            ControlError::Storage(_) => "storage_error",
+        }
+    }
+
+    /// The `result` label of `atoll_deployments_total` for a deploy refused this way.
+    pub fn deploy_result(&self) -> &'static str {
+        match self {
+            ControlError::Invalid { .. } => "invalid",
+            ControlError::Forbidden(_) => "forbidden",
+            ControlError::NotFound(_) => "not_found",
+            ControlError::Conflict(_) => "conflict",
+            ControlError::Storage(_) => "error",
+        }
+    }
+}
+
 impl From<Invalid> for ControlError {
     /// A definition the shared checks refuse: 400 with its field's code, or 403 for a route
     /// on another tenant's host.

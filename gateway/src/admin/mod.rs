@@ -11,16 +11,19 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Path, RawQuery, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, RawQuery, State};
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use serde_json::json;
 
-use crate::auth::{Access, Caller, OperatorToken};
+use crate::auth::OperatorToken;
 use crate::control::{ControlError, ControlPlane, TenantSpec};
 use crate::metrics::Metrics;
+
+mod access;
+
+pub use self::access::{ForFunction, ForTenant, Operator};
 
 /// What the admin handlers share.
 #[derive(Clone)]
@@ -91,15 +94,10 @@ impl AdminError {
     fn result(&self) -> &'static str {
         match self {
             AdminError::TooLarge(_) => "too_large",
-            AdminError::Control(ControlError::Invalid { .. }) | AdminError::BadRequest(_) => {
-                "invalid"
-            }
-            AdminError::Control(ControlError::Forbidden(_)) | AdminError::Forbidden(_) => {
-                "forbidden"
-            }
-            AdminError::Control(ControlError::NotFound(_)) => "not_found",
-            AdminError::Control(ControlError::Conflict(_)) => "conflict",
-            AdminError::Unauthenticated | AdminError::Control(ControlError::Storage(_)) => "error",
+            AdminError::BadRequest(_) => "invalid",
+            AdminError::Forbidden(_) => "forbidden",
+            AdminError::Unauthenticated => "error",
+            AdminError::Control(e) => e.deploy_result(),
         }
     }
 }
@@ -132,16 +130,12 @@ impl IntoResponse for AdminError {
                 format!("the body is larger than the limit of {limit} bytes"),
             ),
             AdminError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why),
-            AdminError::Control(e) => match e {
-                ControlError::Invalid { code, message } => (StatusCode::BAD_REQUEST, code, message),
-                ControlError::Forbidden(why) => (StatusCode::FORBIDDEN, "forbidden", why),
-                ControlError::NotFound(why) => (StatusCode::NOT_FOUND, "not_found", why),
-                ControlError::Conflict(why) => (StatusCode::CONFLICT, "conflict", why),
-                ControlError::Storage(why) => {
+            AdminError::Control(e) => {
+                if let ControlError::Storage(why) = &e {
                     tracing::error!(error = why.as_str(), "admin change failed in storage");
-                    (StatusCode::INTERNAL_SERVER_ERROR, "storage_error", why)
                 }
-            },
+                (e.status(), e.code(), e.to_string())
+            }
         };
         let mut response = error(status, code, &message);
         if unread_body {
@@ -158,96 +152,6 @@ impl IntoResponse for AdminError {
 fn error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = json!({"error": {"code": code, "message": message}});
     (status, axum::Json(body)).into_response()
-}
-
-/// Who is calling, from the `Authorization: Bearer` header.
-async fn authenticate(state: &AdminState, headers: &HeaderMap) -> Result<Caller, AdminError> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-        .ok_or(AdminError::Unauthenticated)?;
-    state
-        .control
-        .identify(token, &state.operator)
-        .await
-        .ok_or(AdminError::Unauthenticated)
-}
-
-/// An operator-only call: the request carries the operator's token (401 without a known
-/// token, 403 with a tenant's).
-pub struct Operator;
-
-impl FromRequestParts<AdminState> for Operator {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
-        match authenticate(state, &parts.headers).await? {
-            Caller::Operator => Ok(Operator),
-            Caller::Tenant(_) => Err(AdminError::Forbidden(
-                "this call needs the operator token".to_owned(),
-            )),
-        }
-    }
-}
-
-/// A call about the tenant the path names (`/v1/tenants/{tenant}/...`), by the operator or
-/// that tenant's own token (401 without a known token, 403 with another tenant's).
-pub struct ForTenant {
-    /// Who is calling.
-    pub caller: Caller,
-    /// The tenant the path names.
-    pub tenant: String,
-}
-
-/// A path parameter of the route.
-async fn path_param(
-    parts: &mut Parts,
-    state: &AdminState,
-    name: &str,
-) -> Result<String, AdminError> {
-    let Path(mut params) = Path::<BTreeMap<String, String>>::from_request_parts(parts, state)
-        .await
-        .map_err(|e| AdminError::BadRequest(e.body_text()))?;
-    params
-        .remove(name)
-        .ok_or_else(|| AdminError::BadRequest(format!("no {name} in the path")))
-}
-
-impl FromRequestParts<AdminState> for ForTenant {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
-        let tenant = path_param(parts, state, "tenant").await?;
-        let caller = authenticate(state, &parts.headers).await?;
-        match caller.access(&tenant) {
-            Access::Allowed => Ok(ForTenant { caller, tenant }),
-            Access::Forbidden => Err(AdminError::Forbidden(
-                "this token belongs to another tenant".to_owned(),
-            )),
-        }
-    }
-}
-
-/// A call about the function the path names (`/v1/tenants/{tenant}/functions/{function}/...`),
-/// by the operator or the tenant's own token.
-pub struct ForFunction {
-    /// The tenant the path names.
-    pub tenant: String,
-    /// The function the path names.
-    pub function: String,
-}
-
-impl FromRequestParts<AdminState> for ForFunction {
-    type Rejection = AdminError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AdminState) -> Result<Self, AdminError> {
-        let ForTenant { tenant, .. } = ForTenant::from_request_parts(parts, state).await?;
-        let function = path_param(parts, state, "function").await?;
-        Ok(ForFunction { tenant, function })
-    }
 }
 
 /// How much of a refused body is read and thrown away, as a multiple of its limit, so that the
@@ -578,270 +482,4 @@ async fn delete_function(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    use axum::http::Request;
-    use tower::ServiceExt as _;
-
-    use crate::config::Config;
-    use crate::registry::{Registry, Snapshot};
-    use crate::runtime::{Runtime, RuntimeSettings};
-
-    /// The admin router over a real control plane in a temporary data directory, and the
-    /// operator's token; no socket.
-    struct Admin {
-        router: Router,
-        operator: String,
-        _data: tempfile::TempDir,
-    }
-
-    impl Admin {
-        fn new() -> Admin {
-            let data = tempfile::tempdir().unwrap();
-            let config = Config::parse(
-                &format!(
-                    "data_dir: {}\npool: {{total_instances: 64}}\n",
-                    data.path().display()
-                ),
-                None,
-            )
-            .unwrap();
-            let runtime = Runtime::new(RuntimeSettings {
-                total_instances: 64,
-                ..RuntimeSettings::default()
-            })
-            .unwrap();
-            let metrics = Metrics::new();
-            let registry = Arc::new(Registry::new(Snapshot::empty()));
-            let control = ControlPlane::start(config, runtime, metrics.clone(), registry).unwrap();
-            let operator = "operator-secret-token".to_owned();
-            let (token, _) = OperatorToken::load(data.path(), Some(operator.clone())).unwrap();
-            let router = router(AdminState {
-                metrics,
-                ready: Arc::new(AtomicBool::new(true)),
-                control: Arc::new(control),
-                operator: Arc::new(token),
-            });
-            Admin {
-                router,
-                operator,
-                _data: data,
-            }
-        }
-
-        /// Sends `method path` with `token` and `body`; the status and the JSON body (`null`
-        /// when there is none).
-        async fn call(
-            &self,
-            method: &str,
-            path: &str,
-            token: Option<&str>,
-            body: impl Into<Body>,
-        ) -> (u16, serde_json::Value) {
-            let mut request = Request::builder().method(method).uri(path);
-            if let Some(token) = token {
-                request = request.header(header::AUTHORIZATION, format!("Bearer {token}"));
-            }
-            let response = self
-                .router
-                .clone()
-                .oneshot(request.body(body.into()).unwrap())
-                .await
-                .unwrap();
-            let status = response.status().as_u16();
-            let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
-                .await
-                .unwrap();
-            let json = serde_json::from_slice(&bytes).unwrap_or(serde_json::Value::Null);
-            (status, json)
-        }
-
-        async fn tenant_token(&self, tenant: &str) -> String {
-            let body = r#"{"hosts": ["HOST.test"]}"#.replace("HOST", tenant);
-            let path = format!("/v1/tenants/{tenant}");
-            let (status, _) = self.call("PUT", &path, Some(&self.operator), body).await;
-            assert_eq!(status, 200);
-            let path = format!("/v1/tenants/{tenant}/tokens");
-            let (status, json) = self.call("POST", &path, Some(&self.operator), "").await;
-            assert_eq!(status, 201, "{json}");
-            json["token"].as_str().unwrap().to_owned()
-        }
-    }
-
-    fn code(json: &serde_json::Value) -> &str {
-        json["error"]["code"].as_str().unwrap_or_default()
-    }
-
-    #[tokio::test]
-    async fn every_v1_call_needs_a_known_token() {
-        let admin = Admin::new();
-        for (method, path) in [
-            ("GET", "/v1/tenants"),
-            ("GET", "/v1/quarantine"),
-            ("PUT", "/v1/tenants/acme"),
-            ("GET", "/v1/tenants/acme/functions"),
-            ("PUT", "/v1/tenants/acme/functions/f"),
-            ("GET", "/v1/tenants/acme/kv"),
-            ("POST", "/v1/tenants/acme/cache/purge"),
-        ] {
-            let (status, json) = admin.call(method, path, None, "").await;
-            assert_eq!(
-                (status, code(&json)),
-                (401, "unauthenticated"),
-                "{method} {path}"
-            );
-            let (status, _) = admin.call(method, path, Some("made-up"), "").await;
-            assert_eq!(status, 401, "{method} {path} with an unknown token");
-        }
-        let (status, _) = admin.call("GET", "/healthz", None, "").await;
-        assert_eq!(status, 200, "health needs no token");
-    }
-
-    #[tokio::test]
-    async fn a_tenant_token_reaches_its_own_tenant_only() {
-        let admin = Admin::new();
-        let acme = admin.tenant_token("acme").await;
-        admin.tenant_token("globex").await;
-        let (status, _) = admin
-            .call("GET", "/v1/tenants/acme/functions", Some(&acme), "")
-            .await;
-        assert_eq!(status, 200);
-        for (method, path) in [
-            ("GET", "/v1/tenants/globex"),
-            ("GET", "/v1/tenants/globex/functions"),
-            ("GET", "/v1/tenants/globex/kv"),
-            ("GET", "/v1/tenants/globex/kv/b/k"),
-            ("PUT", "/v1/tenants/globex/functions/f"),
-        ] {
-            let (status, json) = admin.call(method, path, Some(&acme), "").await;
-            assert_eq!((status, code(&json)), (403, "forbidden"), "{method} {path}");
-        }
-        for (method, path) in [
-            ("GET", "/v1/tenants"),
-            ("PUT", "/v1/tenants/acme"),
-            ("POST", "/v1/tenants/acme/tokens"),
-            ("DELETE", "/v1/tenants/acme"),
-        ] {
-            let (status, _) = admin.call(method, path, Some(&acme), "").await;
-            assert_eq!(status, 403, "{method} {path} is the operator's");
-        }
-    }
-
-    #[tokio::test]
-    async fn bad_definitions_get_their_fields_code() {
-        let admin = Admin::new();
-        let operator = Some(admin.operator.as_str());
-        let cases = [
-            ("/v1/tenants/Acme", "{}", "invalid_name"),
-            (
-                "/v1/tenants/acme",
-                r#"{"hosts": ["bad host"]}"#,
-                "invalid_host",
-            ),
-            (
-                "/v1/tenants/acme",
-                r#"{"limits": {"memory": "999GiB"}}"#,
-                "invalid_limit",
-            ),
-            (
-                "/v1/tenants/acme",
-                r#"{"outbound": {"allow": ["nope"]}}"#,
-                "invalid_outbound",
-            ),
-            ("/v1/tenants/acme", r#"{"hostz": []}"#, "bad_request"),
-            ("/v1/tenants/acme", "{not json", "bad_request"),
-        ];
-        for (path, body, expected) in cases {
-            let (status, json) = admin.call("PUT", path, operator, body).await;
-            assert_eq!((status, code(&json)), (400, expected), "{body}: {json}");
-        }
-        let (status, json) = admin.call("GET", "/v1/tenants", operator, "").await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            json["tenants"],
-            serde_json::json!({}),
-            "nothing was created"
-        );
-    }
-
-    #[tokio::test]
-    async fn deploys_are_checked_before_anything_is_stored() {
-        let admin = Admin::new();
-        let acme = admin.tenant_token("acme").await;
-        let (status, json) = admin
-            .call(
-                "PUT",
-                "/v1/tenants/acme/functions/f",
-                Some(&acme),
-                "not wasm",
-            )
-            .await;
-        assert_eq!((status, code(&json)), (400, "invalid_component"), "{json}");
-        let hello = std::fs::read(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../tenants/target/wasm32-wasip2/release/hello.wasm"
-        ))
-        .expect("make tenants builds hello.wasm");
-        let foreign = "/v1/tenants/acme/functions/f?route=globex.test/x";
-        let (status, json) = admin.call("PUT", foreign, Some(&acme), hello.clone()).await;
-        assert_eq!((status, code(&json)), (403, "forbidden"), "{json}");
-        let hostless = "/v1/tenants/acme/functions/f?route=/x";
-        let (status, _) = admin
-            .call("PUT", hostless, Some(&acme), hello.clone())
-            .await;
-        assert_eq!(status, 403, "host-less routes are the operator's");
-        let twice = "/v1/tenants/acme/functions/f?route=acme.test/a&route=acme.test/a/";
-        let (status, json) = admin.call("PUT", twice, Some(&acme), hello.clone()).await;
-        assert_eq!((status, code(&json)), (409, "conflict"), "{json}");
-        let (status, json) = admin
-            .call("GET", "/v1/tenants/acme/functions", Some(&acme), "")
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(
-            json["functions"],
-            serde_json::json!({}),
-            "nothing was stored"
-        );
-        let good = "/v1/tenants/acme/functions/f?route=acme.test/a";
-        let (status, json) = admin.call("PUT", good, Some(&acme), hello).await;
-        assert_eq!(status, 201, "{json}");
-    }
-
-    #[tokio::test]
-    async fn key_value_calls_go_through_the_control_plane() {
-        let admin = Admin::new();
-        let acme = admin.tenant_token("acme").await;
-        let (status, json) = admin
-            .call("GET", "/v1/tenants/acme/kv", Some(&acme), "")
-            .await;
-        assert_eq!(status, 200);
-        assert_eq!(json["keys"], serde_json::json!([]));
-        let (status, _) = admin
-            .call("GET", "/v1/tenants/acme/kv/b/missing", Some(&acme), "")
-            .await;
-        assert_eq!(status, 404);
-        let (status, _) = admin
-            .call("DELETE", "/v1/tenants/acme/kv/b/missing", Some(&acme), "")
-            .await;
-        assert_eq!(status, 404);
-        let operator = Some(admin.operator.as_str());
-        let (status, _) = admin
-            .call("GET", "/v1/tenants/nobody/kv", operator, "")
-            .await;
-        assert_eq!(status, 404);
-        let (status, json) = admin
-            .call("GET", "/v1/tenants/acme/kv?bucket=", Some(&acme), "")
-            .await;
-        assert_eq!((status, code(&json)), (400, "bad_request"), "{json}");
-    }
-
-    #[test]
-    fn routes_come_from_repeated_query_keys() {
-        assert_eq!(
-            routes_from_query(Some("route=%2Fa&x=1&route=b.test%2Fc&route=*.d.test/e")),
-            vec!["/a", "b.test/c", "*.d.test/e"]
-        );
-        assert!(routes_from_query(None).is_empty());
-    }
-}
+mod tests;
