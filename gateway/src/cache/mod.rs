@@ -566,28 +566,16 @@ mod tests {
     fn fills_past_their_limit_are_dropped() {
         let cache = cache(1 << 20);
         let none = HeaderMap::new();
-        let mut fill = Fill::new(
-            &key("/big", &none),
-            StatusCode::OK,
-            HeaderMap::new(),
-            HOUR,
-            4,
-        );
-        fill.push(b"abc");
-        fill.push(b"de");
-        fill.finish(&cache);
-        assert!(cache.lookup(&key("/big", &none)).is_none());
-        let mut fill = Fill::new(
-            &key("/ok", &none),
-            StatusCode::OK,
-            HeaderMap::new(),
-            HOUR,
-            4,
-        );
-        fill.push(b"ab");
-        fill.push(b"cd");
-        fill.finish(&cache);
-        assert_eq!(cache.lookup(&key("/ok", &none)).unwrap().body, "abcd");
+        let fill = |path: &str, pieces: &[&[u8]]| {
+            let mut fill = Fill::new(&key(path, &none), StatusCode::OK, HeaderMap::new(), HOUR, 4);
+            for piece in pieces {
+                fill.push(piece);
+            }
+            fill.finish(&cache);
+            cache.lookup(&key(path, &none))
+        };
+        assert!(fill("/big", &[b"abc", b"de"]).is_none());
+        assert_eq!(fill("/ok", &[b"ab", b"cd"]).unwrap().body, "abcd");
     }
 
     #[test]
