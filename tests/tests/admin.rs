@@ -328,58 +328,56 @@ async fn bad_uploads_and_conflicts_are_refused_and_nothing_is_disturbed() {
         .await;
     assert_eq!(status, 201);
 
+    let hello = std::fs::read(tenant_wasm("hello")).unwrap();
+    let echo = std::fs::read(tenant_wasm("echo")).unwrap();
+    let app = "/v1/tenants/acme/functions/app";
     let cases: Vec<(&str, Vec<u8>, u16, &str)> = vec![
         (
-            "/v1/tenants/acme/functions/app",
+            app,
             b"not wasm at all".to_vec(),
             400,
             "not a WebAssembly binary",
         ),
         (
-            "/v1/tenants/acme/functions/app",
+            app,
             vec![0, 0x61, 0x73, 0x6d, 1, 0, 0, 0],
             400,
             "core WebAssembly module",
         ),
         (
-            "/v1/tenants/acme/functions/app",
+            app,
             vec![0, 0x61, 0x73, 0x6d, 0x0d, 0, 1, 0, 0xff],
             400,
             "invalid component",
         ),
-        (
-            "/v1/tenants/acme/functions/app",
-            vec![0; 2 << 20],
-            413,
-            "larger than the limit",
-        ),
+        (app, vec![0; 2 << 20], 413, "larger than the limit"),
         (
             "/v1/tenants/acme/functions/Bad_Name",
-            std::fs::read(tenant_wasm("hello")).unwrap(),
+            hello.clone(),
             400,
             "must match",
         ),
         (
             "/v1/tenants/acme/functions/app2?route=acme.test/app",
-            std::fs::read(tenant_wasm("echo")).unwrap(),
+            echo.clone(),
             409,
             "already taken",
         ),
         (
             "/v1/tenants/acme/functions/app2?route=acme.test/a%3Fb",
-            std::fs::read(tenant_wasm("echo")).unwrap(),
+            echo,
             400,
             "query",
         ),
         (
             "/v1/tenants/nobody/functions/app",
-            std::fs::read(tenant_wasm("hello")).unwrap(),
+            hello.clone(),
             403,
             "another tenant",
         ),
         (
             "/v1/tenants/static/functions/app",
-            std::fs::read(tenant_wasm("hello")).unwrap(),
+            hello.clone(),
             403,
             "another tenant",
         ),
@@ -393,7 +391,6 @@ async fn bad_uploads_and_conflicts_are_refused_and_nothing_is_disturbed() {
         assert!(text.contains(message), "{path}: {text}");
     }
     // The operator hits the config-defined tenant's read-only rule and a missing tenant.
-    let hello = std::fs::read(tenant_wasm("hello")).unwrap();
     let (status, _) = admin
         .call(
             reqwest::Method::PUT,

@@ -365,20 +365,10 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub memory: Option<ByteSize>,
     /// CPU time per request.
-    #[serde(
-        default,
-        deserialize_with = "units::opt_duration",
-        serialize_with = "units::ser_opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "units::span", skip_serializing_if = "Option::is_none")]
     pub cpu_time: Option<Duration>,
     /// Wall-clock time per request.
-    #[serde(
-        default,
-        deserialize_with = "units::opt_duration",
-        serialize_with = "units::ser_opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "units::span", skip_serializing_if = "Option::is_none")]
     pub timeout: Option<Duration>,
     /// Instances at once.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -390,12 +380,7 @@ pub struct LimitsSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request_body: Option<ByteSize>,
     /// Longest wait for a concurrency slot.
-    #[serde(
-        default,
-        deserialize_with = "units::opt_duration",
-        serialize_with = "units::ser_opt_duration",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, with = "units::span", skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<Duration>,
 }
 

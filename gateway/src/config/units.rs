@@ -143,6 +143,23 @@ pub(crate) fn opt_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Dur
     duration(d).map(Some)
 }
 
+/// `#[serde(with = "units::span")]`: an optional duration read and written with its unit.
+pub(crate) mod span {
+    use std::time::Duration;
+
+    use serde::{Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        super::ser_opt_duration(d, s)
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
+        super::opt_duration(d)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
