@@ -56,12 +56,24 @@ impl TenantAdmission {
         }
     }
 
-    /// Admits a request, or says which limit refuses it. Waits at most `queue_wait`, and only
-    /// when a slot is not free at once.
+    /// Admits a request, or says which limit refuses it: [`check_rate`](Self::check_rate),
+    /// then [`acquire`](Self::acquire).
     pub async fn admit(&self) -> Result<Admitted, Rejection> {
-        if let Some(rate) = &self.rate {
-            rate.check()?;
+        self.check_rate()?;
+        self.acquire().await
+    }
+
+    /// Counts a request against the tenant's rate, or refuses it.
+    pub fn check_rate(&self) -> Result<(), Rejection> {
+        match &self.rate {
+            Some(rate) => rate.check(),
+            None => Ok(()),
         }
+    }
+
+    /// A concurrency slot, or [`Rejection::Concurrency`]. Waits at most `queue_wait`, and only
+    /// when a slot is not free at once.
+    pub async fn acquire(&self) -> Result<Admitted, Rejection> {
         if let Ok(permit) = self.slots.clone().try_acquire_owned() {
             return Ok(Admitted { _permit: permit });
         }

@@ -24,6 +24,7 @@ pub mod log_writer;
 pub mod metrics;
 pub mod origins;
 pub mod outbound;
+pub mod path;
 pub mod proxy;
 pub mod registry;
 pub mod routes;

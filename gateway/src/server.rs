@@ -53,6 +53,11 @@ impl std::fmt::Debug for ServerHandle {
     }
 }
 
+/// The most HTTP/2 streams one client connection may have open at once.
+const H2_MAX_STREAMS: u32 = 100;
+/// The most bytes of decoded headers one HTTP/2 request may carry.
+const H2_MAX_HEADER_LIST: u32 = 64 << 10;
+
 impl ServerHandle {
     /// Loads every function of `config` (compiling only what the artifact cache lacks), starts
     /// the proxy and admin listeners, and returns once the proxy accepts connections.
@@ -137,7 +142,15 @@ impl ServerHandle {
         if let Some(app) = proxy.app_logic_mut() {
             let mut options = HttpServerOptions::default();
             options.h2c = true;
+            // An HTTP/2 connection that carries nothing for a minute is closed.
+            options.h2_idle_timeout = Some(std::time::Duration::from_secs(60));
             app.server_options = Some(options);
+            // Pingora's bounded defaults, said out loud: 100 streams per connection and 64 KiB of
+            // decoded headers.
+            let mut h2 = pingora::protocols::http::v2::server::default_h2_options();
+            h2.max_concurrent_streams(H2_MAX_STREAMS);
+            h2.max_header_list_size(H2_MAX_HEADER_LIST);
+            app.h2_options = Some(h2);
         }
         server.add_service(proxy);
 

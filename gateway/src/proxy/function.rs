@@ -1,11 +1,16 @@
-//! Requests routed to a function: admitted under the tenant's rate and concurrency, the body
-//! read under its cap, the guest invoked with `http` crate types (a client that goes away stops
-//! it), and its response written out, all within the tenant's wall-clock `timeout`.
+//! Requests routed to a function: counted against the tenant's rate, the body read under its
+//! cap, then a concurrency slot taken (so a client that trickles its body never holds one),
+//! the guest invoked with `http` crate types (a client that goes away stops it), and its
+//! response written out, all within the tenant's wall-clock `timeout`: a client that reads its
+//! response too slowly is cut off at the deadline like a guest that writes too slowly. The slot
+//! is held until the guest's instance is gone, not only until its response is written.
 
 use std::time::{Duration, Instant};
 
 use pingora::proxy::Session;
+use pingora::time::fast_timeout::fast_timeout;
 
+use crate::admission::Admitted;
 use crate::cache::CacheUse;
 use crate::config::Recording;
 use crate::registry::Endpoint;
@@ -34,13 +39,20 @@ pub(super) async fn serve(
     // The wall-clock budget covers everything from here: queueing, reading, the guest and
     // the response body.
     let deadline = started + tenant.limits.timeout;
-    let _admitted = match tenant.admission.admit().await {
+    if let Err(rejection) = tenant.admission.check_rate() {
+        return Ok(Outcome::Refused(rejection.into()));
+    }
+    let read = body::read_capped(session, tenant.limits.request_body.0);
+    let body = match fast_timeout(remaining(deadline), read).await {
+        Ok(read) => match read? {
+            Ok(body) => body,
+            Err(e) => return Ok(Outcome::Refused(e)),
+        },
+        Err(_elapsed) => return Ok(Outcome::Refused(InvokeError::Timeout.into())),
+    };
+    let admitted = match tenant.admission.acquire().await {
         Ok(admitted) => admitted,
         Err(rejection) => return Ok(Outcome::Refused(rejection.into())),
-    };
-    let body = match body::read_capped(session, tenant.limits.request_body.0).await? {
-        Ok(body) => body,
-        Err(e) => return Ok(Outcome::Refused(e)),
     };
     // What the guest sees as the scheme: how the client reached the gateway.
     let tls = session
@@ -60,11 +72,10 @@ pub(super) async fn serve(
         &tenant.invoke_limits,
         &endpoint.grants,
         request,
-        InstanceObserver::new(endpoint, request_id, metrics),
+        InstanceObserver::new(endpoint, request_id, metrics, admitted),
     );
-    let remaining = deadline.saturating_duration_since(Instant::now());
     let invocation = tokio::select! {
-        result = pingora::time::fast_timeout::fast_timeout(remaining, invoke) => match result {
+        result = fast_timeout(remaining(deadline), invoke) => match result {
             Ok(Ok(invocation)) => invocation,
             Ok(Err(e)) => return Ok(Outcome::Refused(e.into())),
             Err(_elapsed) => return Ok(Outcome::Refused(InvokeError::Timeout.into())),
@@ -72,15 +83,27 @@ pub(super) async fn serve(
         () = body::client_gone(session, CLIENT_WATCH_AFTER) => return Ok(Outcome::ClientGone),
     };
     let status = invocation.response.status().as_u16();
+    if !(100..=599).contains(&status) {
+        return Ok(Outcome::Refused(
+            InvokeError::GuestError(format!("status {status} is not an HTTP status")).into(),
+        ));
+    }
     let instantiation = invocation.instantiation;
-    let written = body::write_guest_response(
+    let write = body::write_guest_response(
         session,
         invocation.response,
         request_id,
         deadline,
         (cache_use, tenant),
-    )
-    .await?;
+    );
+    // The deadline covers the writes too: a client that stops reading is cut off.
+    let written = match fast_timeout(remaining(deadline), write).await {
+        Ok(written) => written?,
+        Err(_elapsed) if session.response_written().is_some() => Written::FailedAfterHead(
+            "the client did not read its response within the timeout".into(),
+        ),
+        Err(_elapsed) => Written::FailedBeforeHead(InvokeError::Timeout.into()),
+    };
     Ok(match written {
         Written::Complete => Outcome::Served {
             status,
@@ -91,16 +114,28 @@ pub(super) async fn serve(
     })
 }
 
-/// Counts a guest in `atoll_instances_active` for as long as its task lives, records its
-/// instantiation time, memory peak and execution time when it finishes, and logs what it wrote.
+/// What is left of the time until `deadline`.
+fn remaining(deadline: Instant) -> Duration {
+    deadline.saturating_duration_since(Instant::now())
+}
+
+/// Holds the guest's concurrency slot and counts it in `atoll_instances_active` for as long as
+/// its task lives, records its instantiation time, memory peak and execution time when it
+/// finishes, and logs what it wrote.
 struct InstanceObserver {
     endpoint: Endpoint,
     request_id: RequestId,
     metrics: Recording,
+    _admitted: Admitted,
 }
 
 impl InstanceObserver {
-    fn new(endpoint: &Endpoint, request_id: &RequestId, metrics: Recording) -> InstanceObserver {
+    fn new(
+        endpoint: &Endpoint,
+        request_id: &RequestId,
+        metrics: Recording,
+        admitted: Admitted,
+    ) -> InstanceObserver {
         if metrics == Recording::On {
             endpoint.metrics.active.inc();
         }
@@ -108,6 +143,7 @@ impl InstanceObserver {
             endpoint: endpoint.clone(),
             request_id: request_id.clone(),
             metrics,
+            _admitted: admitted,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The Pingora glue. [`AtollProxy`] implements [`ProxyHttp`]; a request walks:
 //!
 //! 1. **identify** (`request_filter`): keep or make the `x-request-id`;
-//! 2. **route**: host and path against the current registry snapshot (lock-free);
+//! 2. **route**: the path normalised ([`crate::path`]; 400 `bad_request` when it climbs above
+//!    `/` or holds an encoded `/`), then host and path against the current registry snapshot
+//!    (lock-free);
 //! 3. **answer**, by what the route leads to:
 //!    - the tenant's cache, when it holds a fresh response ([`cached`]);
 //!    - a function ([`function`]): admit, read the body under its cap, invoke the guest with
@@ -27,6 +29,7 @@ mod headers;
 mod origin;
 mod outcome;
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -37,6 +40,7 @@ use pingora::proxy::{FailToProxy, ProxyHttp, Session};
 use crate::cache::CacheUse;
 use crate::config::Observability;
 use crate::metrics::Metrics;
+use crate::path::PathError;
 use crate::registry::{Registry, Target};
 use crate::runtime::Runtime;
 
@@ -126,6 +130,27 @@ impl AtollProxy {
     }
 }
 
+/// Normalises the request's path in place ([`crate::path`]), so that routing, the function
+/// and the origin all see the one spelling; a path that cannot be normalised is refused.
+fn normalize_path(head: &mut RequestHeader) -> std::result::Result<(), PathError> {
+    let normal = match crate::path::normalize(head.uri.path())? {
+        Cow::Borrowed(_) => return Ok(()),
+        Cow::Owned(normal) => normal,
+    };
+    let path_and_query = match head.uri.query() {
+        Some(query) => format!("{normal}?{query}"),
+        None => normal,
+    };
+    let mut parts = head.uri.clone().into_parts();
+    parts.path_and_query =
+        Some(http::uri::PathAndQuery::try_from(path_and_query).map_err(|_| PathError::Invalid)?);
+    // Never routed by one spelling and served by another: a URI that cannot be rebuilt is
+    // refused.
+    let uri = http::Uri::from_parts(parts).map_err(|_| PathError::Invalid)?;
+    head.set_uri(uri);
+    Ok(())
+}
+
 /// Writes the gateway's JSON error for `error`.
 async fn write_error(
     session: &mut Session,
@@ -149,19 +174,29 @@ impl ProxyHttp for AtollProxy {
         let started = Instant::now();
         let request_id =
             RequestId::from_incoming(session.req_header().headers.get(request_id::HEADER));
-        let target = {
-            let head = session.req_header();
-            self.registry
-                .snapshot()
-                .route(request_host(head), head.uri.path())
-                .cloned()
+        let normalized = normalize_path(session.req_header_mut());
+        let target = match normalized {
+            Ok(()) => {
+                let head = session.req_header();
+                self.registry
+                    .snapshot()
+                    .route(request_host(head), head.uri.path())
+                    .cloned()
+            }
+            Err(_) => None,
         };
         let exchange = ctx.exchange.insert(Exchange {
             request_id,
             started,
             target,
         });
-        let Some(outcome) = self.answer(session, exchange, &mut ctx.origin).await? else {
+        let answered = match normalized {
+            Ok(()) => self.answer(session, exchange, &mut ctx.origin).await?,
+            Err(e) => Some(Outcome::Refused(GatewayError::BadRequest(format!(
+                "{e}: send the path without it"
+            )))),
+        };
+        let Some(outcome) = answered else {
             return Ok(false); // Pingora proxies it to the origin
         };
         let request_id = &exchange.request_id;

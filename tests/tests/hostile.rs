@@ -1,0 +1,297 @@
+//! Hostile clients, tenants and guests (issue 15): each attack against the real gateway on
+//! loopback, bounded in count and time, and what must hold while it runs: the victim tenant
+//! keeps answering, nothing leaks across tenants, no spelling of a path slips past a route.
+
+mod support;
+
+use std::time::{Duration, Instant};
+
+use atoll_tests::{TestGateway, metric_value};
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const VICTIM: &str = r#"
+tenants:
+  victim:
+    hosts: [victim.test]
+    limits: {concurrency: 8, timeout: 2s, cpu_time: 1s}
+    functions:
+      echo: {wasm: "{wasm}/echo.wasm", routes: [victim.test/, /victim]}
+      big: {wasm: "{wasm}/bigbody.wasm", routes: [victim.test/big]}
+"#;
+
+/// The proxy's address, `127.0.0.1:port`.
+fn proxy(gateway: &TestGateway) -> String {
+    gateway
+        .url("")
+        .trim_start_matches("http://")
+        .trim_end_matches('/')
+        .to_owned()
+}
+
+/// `GET /` to the victim, `n` times one after another; the statuses.
+async fn victim_statuses(gateway: &TestGateway, n: usize) -> Vec<u16> {
+    let client = reqwest::Client::new();
+    let mut statuses = Vec::new();
+    for _ in 0..n {
+        let status = client
+            .get(gateway.url("/"))
+            .header("host", "victim.test")
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .map_or(0, |r| r.status().as_u16());
+        statuses.push(status);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    statuses
+}
+
+/// A client that announces a 100,000-byte body and then sends one byte every `every`, until
+/// `until`; returns what the gateway answered, if anything.
+async fn trickle(address: String, every: Duration, until: Instant) -> String {
+    let mut stream = TcpStream::connect(&address).await.unwrap();
+    let head = "POST / HTTP/1.1\r\nhost: victim.test\r\ncontent-length: 100000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while Instant::now() < until {
+        tokio::select! {
+            read = stream.read(&mut buffer) => match read {
+                Ok(0) | Err(_) => break,
+                Ok(n) => answer.extend_from_slice(&buffer[..n]),
+            },
+            () = tokio::time::sleep(every) => {
+                if stream.write_all(b"x").await.is_err() {
+                    break;
+                }
+            }
+        }
+    }
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_uploads_over_http1_never_take_the_tenants_slots() {
+    let gateway = TestGateway::start(VICTIM);
+    let until = Instant::now() + Duration::from_secs(4);
+    let slow: Vec<_> = (0..70)
+        .map(|_| tokio::spawn(trickle(proxy(&gateway), Duration::from_millis(500), until)))
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = victim_statuses(&gateway, 20).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "the victim answers throughout: {statuses:?}"
+    );
+    for client in slow {
+        let answer = client.await.unwrap();
+        assert!(
+            answer.starts_with("HTTP/1.1 504"),
+            "a trickling upload is cut off at the tenant's timeout: {answer:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn slow_uploads_over_h2c_never_take_the_tenants_slots() {
+    let gateway = TestGateway::start(VICTIM);
+    let client = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .unwrap();
+    let slow: Vec<_> = (0..30)
+        .map(|_| {
+            // Over h2 the host is the `:authority`: the tenant's host-less route.
+            let request = client
+                .post(gateway.url("/victim"))
+                .body(reqwest::Body::wrap_stream(futures::stream::unfold(
+                    0,
+                    |sent| async move {
+                        if sent >= 8 {
+                            return None;
+                        }
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        Some((Ok::<_, std::io::Error>(vec![b'x']), sent + 1))
+                    },
+                )));
+            tokio::spawn(async move {
+                request
+                    .send()
+                    .await
+                    .map_or(0, |response| response.status().as_u16())
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = victim_statuses(&gateway, 20).await;
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "the victim answers throughout: {statuses:?}"
+    );
+    for upload in slow {
+        let status = upload.await.unwrap();
+        assert!(
+            status == 504 || status == 0,
+            "a trickling upload never reaches a guest: {status}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn clients_that_never_read_are_cut_off_at_the_timeout() {
+    let gateway = TestGateway::start(VICTIM);
+    let mut readers = Vec::new();
+    for _ in 0..6 {
+        let mut stream = TcpStream::connect(proxy(&gateway)).await.unwrap();
+        let head = "GET /big?mib=64 HTTP/1.1\r\nhost: victim.test\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.unwrap();
+        readers.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let statuses = victim_statuses(&gateway, 10).await;
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    // Past the 2 s timeout the stalled responses are cut and their sockets closed: what the
+    // kernel still had queued drains, then nothing more comes (the end of a closed socket's
+    // queue may or may not arrive as a FIN), well short of 64 MiB.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for mut stream in readers {
+        let mut received = 0usize;
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut buffer)).await {
+                Ok(Ok(0)) | Ok(Err(_)) | Err(_) => break,
+                Ok(Ok(n)) => received += n,
+            }
+        }
+        assert!(received < 32 << 20, "cut short: {received} bytes");
+    }
+    let series = r#"atoll_requests_total{code="200",function="big",tenant="victim"}"#;
+    let text = metrics_when(&gateway, |text| metric_value(text, series) == Some(6.0)).await;
+    assert_eq!(
+        metric_value(&text, series),
+        Some(6.0),
+        "each cut is recorded: {text}"
+    );
+    // And every instance is gone again.
+    let series = r#"atoll_instances_active{tenant="victim"}"#;
+    let text = metrics_when(&gateway, |text| metric_value(text, series) == Some(0.0)).await;
+    assert_eq!(metric_value(&text, series), Some(0.0), "{text}");
+}
+
+const PATHS: &str = r#"
+tenants:
+  site:
+    hosts: [site.test]
+    functions:
+      public: {wasm: "{wasm}/echo.wasm", routes: [site.test/]}
+      admin: {wasm: "{wasm}/hello.wasm", routes: [site.test/admin]}
+    origins:
+      files: {url: "http://ORIGIN/base", routes: [site.test/files], strip_prefix: /files}
+"#;
+
+/// `GET path` to `site.test`, sent byte for byte as written (an HTTP client library would
+/// resolve the dots itself); the status and the body.
+async fn get(gateway: &TestGateway, path: &str) -> (u16, String) {
+    let mut stream = TcpStream::connect(proxy(gateway)).await.unwrap();
+    let head = format!("GET {path} HTTP/1.1\r\nhost: site.test\r\nconnection: close\r\n\r\n");
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .expect("the gateway answers and closes")
+        .unwrap();
+    let response = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a whole response");
+    let status = head[9..12].parse().expect("a status line");
+    (status, body.to_owned())
+}
+
+/// The metrics once `ready` holds for them: a request is counted just after its response is
+/// written, so a test waits (bounded) for the count.
+async fn metrics_when(gateway: &TestGateway, ready: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = gateway.handle().metrics().render();
+        if ready(&text) || Instant::now() > deadline {
+            return text;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_path_reaches_the_route_that_covers_it() {
+    let origin = support::start_origin().await;
+    let gateway = TestGateway::start(&PATHS.replace("ORIGIN", &origin.to_string()));
+    let (status, admin) = get(&gateway, "/admin").await;
+    assert_eq!(status, 200);
+    assert!(admin.contains("Hello from Atoll!"), "{admin}");
+    for spelling in [
+        "//admin",
+        "/x/../admin",
+        "/./admin",
+        "/x/%2e%2e/admin",
+        "/x/%2E%2E/admin",
+        "/%61dmin",
+        "/public/..//admin",
+    ] {
+        let (status, body) = get(&gateway, spelling).await;
+        assert_eq!(status, 200, "{spelling}: {body}");
+        assert!(
+            body.contains("Hello from Atoll!"),
+            "{spelling} reaches admin: {body}"
+        );
+    }
+    // The function receives the normalised path.
+    let (status, body) = get(&gateway, "/a//b/./c/../d?q=1").await;
+    assert_eq!(status, 200);
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/a/b/d");
+    assert_eq!(seen["query"], "q=1");
+    // So does the origin, and `..` never climbs out of its base path.
+    let (status, body) = get(&gateway, "/files/css/../js//app.js").await;
+    assert_eq!(status, 200, "{body}");
+    let seen: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(seen["path"], "/base/js/app.js");
+    let (status, body) = get(&gateway, "/files/..%2f..%2fetc").await;
+    assert_eq!(status, 400, "{body}");
+    for refused in [
+        "/..",
+        "/../admin",
+        "/%2e%2e/admin",
+        "/admin%2fx",
+        "/files/%2E%2E/%2E%2E/x",
+    ] {
+        let (status, body) = get(&gateway, refused).await;
+        assert_eq!(status, 400, "{refused}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], "bad_request", "{refused}");
+    }
+}
+
+#[tokio::test]
+async fn a_guest_status_outside_100_to_599_is_a_502() {
+    let gateway = TestGateway::start(PATHS.replace("ORIGIN", "127.0.0.1:1").as_str());
+    let (status, _) = get(&gateway, "/x?status=418").await;
+    assert_eq!(status, 418, "a real status passes");
+    for odd in ["600", "700", "999"] {
+        let (status, body) = get(&gateway, &format!("/x?status={odd}")).await;
+        assert_eq!(status, 502, "{odd}: {body}");
+        let error: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(error["error"]["code"], "function_error");
+    }
+    let text = gateway.handle().metrics().render();
+    assert!(
+        !text.contains(r#"code="700""#),
+        "never a metric label: {text}"
+    );
+    assert_eq!(
+        metric_value(
+            &text,
+            r#"atoll_requests_total{code="502",function="public",tenant="site"}"#
+        ),
+        Some(3.0)
+    );
+}
