@@ -300,11 +300,11 @@ impl BackgroundService for AdminService {
                 return;
             }
         };
-        let serve = axum::serve(listener, self.router.clone()).with_graceful_shutdown(async move {
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
             let _ = shutdown.wait_for(|stop| *stop).await;
+            let _ = stop.send(true);
         });
-        if let Err(e) = serve.await {
-            tracing::error!(error = %e, "the admin listener failed");
-        }
+        admin::listener::serve(listener, self.router.clone(), stopped).await;
     }
 }

@@ -295,3 +295,121 @@ async fn a_guest_status_outside_100_to_599_is_a_502() {
         Some(3.0)
     );
 }
+
+/// This process's resident memory, in bytes.
+fn rss() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap();
+    kib << 10
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unauthenticated_uploads_are_refused_without_being_read() {
+    let gateway = TestGateway::start(VICTIM);
+    // One 50 MiB body, shared by every upload (cloning `Bytes` copies nothing).
+    let upload = bytes::Bytes::from(vec![0u8; 50 << 20]);
+    let client = reqwest::Client::new();
+    let before = rss();
+    let started = Instant::now();
+    let uploads: Vec<_> = (0..20)
+        .map(|i| {
+            let request = client
+                .put(gateway.admin_url(&format!("/v1/tenants/victim/functions/f{i}")))
+                .header("authorization", "Bearer not-a-token")
+                .body(upload.clone());
+            tokio::spawn(async move {
+                match request.send().await {
+                    Ok(response) => response.status().as_u16(),
+                    // The gateway stopped reading and closed: refused all the same.
+                    Err(e) => {
+                        assert!(!e.is_timeout(), "{e}");
+                        0
+                    }
+                }
+            })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for upload in uploads {
+        statuses.push(upload.await.unwrap());
+    }
+    let took = started.elapsed();
+    let grew = rss().saturating_sub(before);
+    assert!(
+        statuses.iter().filter(|s| **s == 401).count() >= 10,
+        "refused with 401: {statuses:?}"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 401 || *s == 0),
+        "{statuses:?}"
+    );
+    assert!(took < Duration::from_secs(10), "refused quickly: {took:?}");
+    assert!(
+        grew < 20 << 20,
+        "the gateway kept none of it: RSS grew {grew} bytes"
+    );
+}
+
+const KV_NEIGHBOURS: &str = r#"
+tenants:
+  writer:
+    hosts: [writer.test]
+    limits: {concurrency: 64}
+    functions:
+      count: {wasm: "{wasm}/kv_counter.wasm", routes: [writer.test/]}
+  reader:
+    hosts: [reader.test]
+    functions:
+      count: {wasm: "{wasm}/kv_counter.wasm", routes: [reader.test/]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_tenant_hammering_kv_writes_leaves_anothers_reads_fast() {
+    let gateway = TestGateway::start(KV_NEIGHBOURS);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writers: Vec<_> = (0..48)
+        .map(|i| {
+            let (url, stop) = (gateway.url(&format!("/k{}", i % 8)), stop.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::new();
+                let until = Instant::now() + Duration::from_secs(20);
+                let mut written = 0u32;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) && Instant::now() < until {
+                    let response = client.get(&url).header("host", "writer.test").send().await;
+                    if response.is_ok_and(|r| r.status() == 200) {
+                        written += 1;
+                    }
+                }
+                written
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let client = reqwest::Client::new();
+    let mut slowest = Duration::ZERO;
+    for _ in 0..40 {
+        let started = Instant::now();
+        let response = client
+            .get(gateway.url("/page?peek"))
+            .header("host", "reader.test")
+            .timeout(Duration::from_secs(5))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        slowest = slowest.max(started.elapsed());
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut written = 0;
+    for writer in writers {
+        written += writer.await.unwrap();
+    }
+    assert!(written > 40, "the writer did hammer: {written} writes");
+    // A generous bound, far above a read's cost, that a reader queued behind the writer's
+    // backlog would pass.
+    assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
+}

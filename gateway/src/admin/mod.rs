@@ -22,6 +22,7 @@ use crate::control::{ControlError, ControlPlane, TenantSpec};
 use crate::metrics::Metrics;
 
 mod access;
+pub mod listener;
 
 pub use self::access::{ForFunction, ForTenant, Operator};
 
@@ -158,11 +159,28 @@ fn error(status: StatusCode, code: &str, message: &str) -> Response {
 /// client, still sending, gets the error response instead of a reset connection.
 const DRAIN_FACTOR: u64 = 4;
 
-/// Reads a body of at most `limit` bytes. A larger one is drained (up to four times the
-/// limit) and refused with 413.
+/// The most of an unauthenticated upload that is read (and thrown away) before the 401.
+const UNAUTHENTICATED_DRAIN: u64 = 1 << 20;
+
+/// Reads a body of at most `limit` bytes, within [`listener::BODY_TIMEOUT`]. A larger one is
+/// refused with 413: at once when its declared length says so, else once it passes the limit
+/// (what follows is drained, never kept, up to four times the limit).
 async fn read_body(body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
+    use http_body::Body as _;
+    if body.size_hint().lower() > limit {
+        return Err(AdminError::TooLarge(limit));
+    }
+    match tokio::time::timeout(listener::BODY_TIMEOUT, collect(body, limit)).await {
+        Ok(collected) => collected,
+        Err(_elapsed) => Err(AdminError::BadRequest(format!(
+            "the request body did not arrive within {} s",
+            listener::BODY_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+async fn collect(mut body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
     use http_body_util::BodyExt as _;
-    let mut body = body;
     let mut collected = bytes::BytesMut::new();
     let mut seen: u64 = 0;
     while let Some(frame) = body.frame().await {
@@ -175,23 +193,31 @@ async fn read_body(body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
             continue;
         };
         seen += data.len() as u64;
-        if seen > limit.saturating_mul(DRAIN_FACTOR) {
-            break;
+        if seen > limit {
+            drain(body, limit.saturating_mul(DRAIN_FACTOR)).await;
+            return Err(AdminError::TooLarge(limit));
         }
-        if seen <= limit {
-            collected.extend_from_slice(&data);
-        }
-    }
-    if seen > limit {
-        return Err(AdminError::TooLarge(limit));
+        collected.extend_from_slice(&data);
     }
     Ok(collected.freeze())
 }
 
-/// Throws away what is left of a body refused before reading (bounded by `limit`), so the
-/// client gets the error response rather than a reset connection.
-async fn drain(body: Body, limit: u64) {
-    let _ = read_body(body, limit).await;
+/// Reads and throws away at most `limit` bytes of what is left of a refused body (within the
+/// body timeout), so the client gets the error response rather than a reset connection.
+async fn drain(mut body: Body, limit: u64) {
+    use http_body_util::BodyExt as _;
+    let discard = async {
+        let mut seen: u64 = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            if let Ok(data) = frame.into_data() {
+                seen += data.len() as u64;
+                if seen > limit {
+                    return;
+                }
+            }
+        }
+    };
+    let _ = tokio::time::timeout(listener::BODY_TIMEOUT, discard).await;
 }
 
 /// Largest JSON body the API reads.
@@ -322,8 +348,13 @@ async fn deploy(
     let caller = match access {
         Ok(access) => access.caller,
         Err(e) => {
-            // Read (never kept) so the client, still sending, gets the refusal.
-            drain(body, state.control.max_upload()).await;
+            // Read, never kept, so the client still sending gets the refusal: a little of an
+            // unauthenticated upload, up to the upload limit for a known token.
+            let drained = match e {
+                AdminError::Unauthenticated => UNAUTHENTICATED_DRAIN,
+                _ => state.control.max_upload(),
+            };
+            drain(body, drained).await;
             return Err(e);
         }
     };

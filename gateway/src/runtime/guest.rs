@@ -142,11 +142,14 @@ impl WasiHttpView for GuestState {
     }
 }
 
-/// Caps an instance's linear memory and remembers the peak and whether the cap was hit
-/// (a failed grow traps the guest; the trap itself does not say why).
+/// Caps what one instance holds, all of its linear memories and tables together (a component
+/// may have several core instances, each with its own), and remembers the peak and whether
+/// the cap was hit (a failed grow traps the guest; the trap itself does not say why).
 #[derive(Debug)]
 pub(crate) struct MemoryLimiter {
     limit: usize,
+    /// Bytes of every memory and table of the instance now.
+    used: usize,
     pub(crate) peak: usize,
     pub(crate) exceeded: bool,
 }
@@ -154,41 +157,63 @@ pub(crate) struct MemoryLimiter {
 /// Table elements any one table may grow to.
 const MAX_TABLE_ELEMENTS: usize = 1_000_000;
 
+/// What one table element is counted as: a pointer-sized reference.
+const TABLE_ELEMENT_BYTES: usize = std::mem::size_of::<usize>();
+
 impl MemoryLimiter {
     fn new(limit: u64) -> MemoryLimiter {
         MemoryLimiter {
             limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            used: 0,
             peak: 0,
             exceeded: false,
         }
+    }
+
+    /// Grows the instance's total by `from` → `to` bytes of one memory or table, unless that
+    /// would pass the limit.
+    fn grow(&mut self, from: usize, to: usize) -> bool {
+        let next = self.used.saturating_add(to.saturating_sub(from));
+        if next > self.limit {
+            self.exceeded = true;
+            return false;
+        }
+        self.used = next;
+        self.peak = self.peak.max(next);
+        true
     }
 }
 
 impl ResourceLimiter for MemoryLimiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.limit {
-            self.exceeded = true;
+        if !self.grow(current, desired) {
             wasmtime::bail!(
-                "memory limit exceeded: the guest asked for {desired} bytes, its limit is {}",
+                "memory limit exceeded: the instance would hold {} bytes, its limit is {}",
+                self.used.saturating_add(desired.saturating_sub(current)),
                 self.limit
             );
         }
-        self.peak = self.peak.max(desired);
         Ok(true)
     }
 
     fn table_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= MAX_TABLE_ELEMENTS)
+        if desired > MAX_TABLE_ELEMENTS {
+            return Ok(false);
+        }
+        Ok(self.grow(
+            current.saturating_mul(TABLE_ELEMENT_BYTES),
+            desired.saturating_mul(TABLE_ELEMENT_BYTES),
+        ))
     }
 }
 
@@ -246,5 +271,37 @@ impl LongRunningLane {
                 *held.lock().expect("not poisoned") = Some(permit);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_limit_covers_every_memory_and_table_of_an_instance() {
+        let mut limiter = MemoryLimiter::new(10 << 20);
+        // Two memories of 4 MiB each fit; a third does not, though each alone would.
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(limiter.memory_growing(0, 4 << 20, None).is_err());
+        assert!(limiter.exceeded);
+        // Growing one of them counts only the growth.
+        let mut limiter = MemoryLimiter::new(10 << 20);
+        assert!(limiter.memory_growing(0, 4 << 20, None).unwrap());
+        assert!(limiter.memory_growing(4 << 20, 8 << 20, None).unwrap());
+        assert_eq!(limiter.peak, 8 << 20);
+        // Tables count too.
+        assert!(
+            !limiter
+                .table_growing(0, (3 << 20) / TABLE_ELEMENT_BYTES, None)
+                .unwrap()
+        );
+        assert!(limiter.table_growing(0, 1000, None).unwrap());
+        assert!(
+            !limiter
+                .table_growing(0, MAX_TABLE_ELEMENTS + 1, None)
+                .unwrap()
+        );
     }
 }
