@@ -413,3 +413,47 @@ async fn a_tenant_hammering_kv_writes_leaves_anothers_reads_fast() {
     // backlog would pass.
     assert!(slowest < Duration::from_secs(1), "slowest read {slowest:?}");
 }
+
+const LANES: &str = r#"
+tenants:
+  dozer:
+    hosts: [dozer.test]
+    limits: {cpu_time: 1s, timeout: 10s}
+    functions:
+      sleepy: {wasm: "{wasm}/sleepy.wasm", routes: [dozer.test/]}
+  worker:
+    hosts: [worker.test]
+    limits: {cpu_time: 500ms, timeout: 3s}
+    functions:
+      sleepy: {wasm: "{wasm}/sleepy.wasm", routes: [worker.test/]}
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_guest_waiting_in_a_host_call_gives_its_lane_back() {
+    // Two proxy threads: one long-running lane. Four guests compute past two ticks (so they
+    // hold the lane), then sleep 4 s; another tenant's guest that computes 50 ms must still
+    // finish within its 3 s timeout.
+    let gateway = TestGateway::start(LANES);
+    let client = reqwest::Client::new();
+    let dozers: Vec<_> = (0..4)
+        .map(|_| {
+            let request = client
+                .get(gateway.url("/?spin=10&ms=4000"))
+                .header("host", "dozer.test");
+            tokio::spawn(async move { request.send().await.map(|r| r.status().as_u16()) })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for _ in 0..3 {
+        let response = client
+            .get(gateway.url("/?spin=50&ms=0"))
+            .header("host", "worker.test")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "the worker's guest gets a lane");
+    }
+    for dozer in dozers {
+        assert_eq!(dozer.await.unwrap().unwrap(), 200);
+    }
+}

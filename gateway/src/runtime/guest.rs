@@ -105,6 +105,11 @@ impl GuestState {
         ))
     }
 
+    /// A handle that gives the guest's lane back while it waits.
+    pub(crate) fn lane_release(&self) -> LaneRelease {
+        LaneRelease(self.lane.held.clone())
+    }
+
     /// Which limit, if any, stopped the guest.
     pub(crate) fn limit_hit(&self) -> LimitHit {
         if self.memory.exceeded {
@@ -257,6 +262,21 @@ impl CpuBudget {
 struct LongRunningLane {
     lanes: Arc<Semaphore>,
     held: Arc<Mutex<Option<OwnedSemaphorePermit>>>,
+}
+
+/// A handle on a guest's lane, to give it back while the guest waits.
+#[derive(Debug, Clone)]
+pub(crate) struct LaneRelease(Arc<Mutex<Option<OwnedSemaphorePermit>>>);
+
+impl LaneRelease {
+    /// Gives the lane back, if the guest holds one: it is waiting in a host call (a clock, an
+    /// outbound fetch, a key-value call), not computing. It queues for a lane again at its
+    /// next tick.
+    pub(crate) fn release(&self) {
+        if let Ok(mut held) = self.0.try_lock() {
+            held.take();
+        }
+    }
 }
 
 impl LongRunningLane {

@@ -23,7 +23,7 @@ use wasmtime_wasi_http::WasiHttpView as _;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::guest::{GuestState, InvokeLimits, LimitHit};
+use super::guest::{GuestState, InvokeLimits, LaneRelease, LimitHit};
 use super::{FunctionImage, InvokeError, Runtime};
 use crate::capabilities::Grants;
 use crate::capabilities::output::{GuestOutput, OutputCapture};
@@ -265,8 +265,9 @@ impl Runtime {
         };
 
         let pre = image.pre.clone();
+        let lane = store.data().lane_release();
         let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
+        let task = tokio::spawn(ReleaseLaneWhileWaiting::new(lane, async move {
             // Owned by the task as a whole, so its drop sees the guest's task end.
             let mut observed = observed;
             let instantiated = Instant::now();
@@ -289,7 +290,7 @@ impl Runtime {
                 Ok(()) => GuestExit::Returned,
                 Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
             }
-        });
+        }));
         let mut guest = AbortOnDrop::new(task);
 
         let head = head_rx.await;
@@ -315,6 +316,35 @@ impl Runtime {
                 }
             }
         }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A guest's task that gives its long-running lane back whenever it waits: a pending poll
+    /// means the guest is in a host call that waits (or queued for a lane), not computing.
+    struct ReleaseLaneWhileWaiting<F> {
+        lane: LaneRelease,
+        #[pin]
+        task: F,
+    }
+}
+
+impl<F> ReleaseLaneWhileWaiting<F> {
+    fn new(lane: LaneRelease, task: F) -> Self {
+        ReleaseLaneWhileWaiting { lane, task }
+    }
+}
+
+impl<F: Future> Future for ReleaseLaneWhileWaiting<F> {
+    type Output = F::Output;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        let this = self.project();
+        let polled = this.task.poll(cx);
+        if polled.is_pending() {
+            this.lane.release();
+        }
+        polled
     }
 }
 
