@@ -44,6 +44,8 @@ pub enum Field {
     ForeignHost,
     /// A config variable.
     Config,
+    /// More functions, routes, config bytes or tokens than the tenant's limits allow.
+    Quota,
 }
 
 impl Field {
@@ -56,6 +58,7 @@ impl Field {
             Field::Outbound => "invalid_outbound",
             Field::Route | Field::ForeignHost => "invalid_route",
             Field::Config => "invalid_config",
+            Field::Quota => "quota_exceeded",
         }
     }
 }
@@ -157,6 +160,61 @@ pub fn check_route(tenant: &str, hosts: &[HostPattern], route: &Route) -> Result
 /// Parses a route as written, wherever it is going.
 pub fn parse_route(text: &str) -> Result<Route, Invalid> {
     Route::parse(text).map_err(|e| Invalid::new(Field::Route, "routes", e.to_string()))
+}
+
+/// What a tenant holds, counted against the quota keys of its limits (`functions`, `routes`,
+/// `config_bytes`, `tokens`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Holdings {
+    /// Functions (origins count too: they hold routes the same way).
+    pub functions: usize,
+    /// Routes across them.
+    pub routes: usize,
+    /// Bytes of config variables, names and values, across them.
+    pub config_bytes: usize,
+    /// API tokens.
+    pub tokens: usize,
+}
+
+impl Holdings {
+    /// The bytes `variables` count for.
+    pub fn config_bytes_of(variables: &BTreeMap<String, String>) -> usize {
+        variables.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+
+    /// Checks these holdings against `limits`: the first one over its limit is refused.
+    pub fn check(&self, limits: &Limits) -> Result<(), Invalid> {
+        let over = |key: &str, held: usize, limit: u64, what: &str| {
+            Invalid::new(
+                Field::Quota,
+                key,
+                format!("{held} {what}: this tenant's limit is {limit} (limits.{key})"),
+            )
+        };
+        if self.functions as u64 > u64::from(limits.functions) {
+            return Err(over(
+                "functions",
+                self.functions,
+                limits.functions.into(),
+                "functions",
+            ));
+        }
+        if self.routes as u64 > u64::from(limits.routes) {
+            return Err(over("routes", self.routes, limits.routes.into(), "routes"));
+        }
+        if self.config_bytes as u64 > limits.config_bytes.0 {
+            return Err(over(
+                "config_bytes",
+                self.config_bytes,
+                limits.config_bytes.0,
+                "bytes of config variables",
+            ));
+        }
+        if self.tokens as u64 > u64::from(limits.tokens) {
+            return Err(over("tokens", self.tokens, limits.tokens.into(), "tokens"));
+        }
+        Ok(())
+    }
 }
 
 /// Whether `name` is a valid tenant, function or origin name: `^[a-z0-9][a-z0-9-]{0,62}$`.
@@ -288,6 +346,31 @@ mod tests {
             definition.route("acme", "no-slash").unwrap_err().field,
             Field::Route
         );
+    }
+
+    #[test]
+    fn holdings_past_a_quota_are_refused_naming_the_limit() {
+        let limits = Limits {
+            functions: 2,
+            routes: 3,
+            ..Limits::default()
+        };
+        let mut held = Holdings {
+            functions: 2,
+            routes: 3,
+            ..Holdings::default()
+        };
+        assert!(held.check(&limits).is_ok());
+        held.functions = 3;
+        let error = held.check(&limits).unwrap_err();
+        assert_eq!(
+            (error.field, error.key.as_str()),
+            (Field::Quota, "functions")
+        );
+        assert!(error.message.contains("limits.functions"), "{error}");
+        held.functions = 1;
+        held.routes = 4;
+        assert_eq!(held.check(&limits).unwrap_err().key, "routes");
     }
 
     #[test]

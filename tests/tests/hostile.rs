@@ -457,3 +457,127 @@ async fn a_guest_waiting_in_a_host_call_gives_its_lane_back() {
         assert_eq!(dozer.await.unwrap().unwrap(), 200);
     }
 }
+
+#[tokio::test]
+async fn per_tenant_caps_refuse_past_their_limit() {
+    use reqwest::Method;
+    let gateway = TestGateway::start("");
+    let operator = gateway.operator_token();
+    let tenant = br#"{"hosts": ["capped.test"],
+        "limits": {"functions": 2, "routes": 3, "config_bytes": "64B", "tokens": 2}}"#;
+    let (status, _) = support::admin_call(
+        &gateway,
+        Method::PUT,
+        "/v1/tenants/capped",
+        &operator,
+        tenant.to_vec(),
+    )
+    .await;
+    assert_eq!(status, 200);
+    let hello = std::fs::read(atoll_tests::tenant_wasm("hello")).unwrap();
+    let code = |body: &[u8]| -> String {
+        let json: Value = serde_json::from_slice(body).unwrap_or_default();
+        json["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
+
+    // Functions: two fit, the third is refused; redeploying one that exists is not a new one.
+    for (f, route) in [("a", "capped.test/a"), ("b", "capped.test/b")] {
+        let path = format!("/v1/tenants/capped/functions/{f}?route={route}");
+        let (status, body) =
+            support::admin_call(&gateway, Method::PUT, &path, &operator, hello.clone()).await;
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    }
+    let path = "/v1/tenants/capped/functions/c?route=capped.test/c";
+    let (status, body) =
+        support::admin_call(&gateway, Method::PUT, path, &operator, hello.clone()).await;
+    assert_eq!((status, code(&body).as_str()), (409, "quota_exceeded"));
+    assert!(String::from_utf8_lossy(&body).contains("limits.functions"));
+    // Routes: three in all.
+    let path = "/v1/tenants/capped/functions/b?route=capped.test/b&route=capped.test/b2&route=capped.test/b3";
+    let (status, body) =
+        support::admin_call(&gateway, Method::PUT, path, &operator, hello.clone()).await;
+    assert_eq!((status, code(&body).as_str()), (409, "quota_exceeded"));
+    // Config bytes: names and values together.
+    let small = br#"{"k": "v"}"#.to_vec();
+    let path = "/v1/tenants/capped/functions/a/config";
+    assert_eq!(
+        support::admin_call(&gateway, Method::PUT, path, &operator, small)
+            .await
+            .0,
+        200
+    );
+    let big = format!(r#"{{"key": "{}"}}"#, "x".repeat(64)).into_bytes();
+    let (status, body) = support::admin_call(&gateway, Method::PUT, path, &operator, big).await;
+    assert_eq!((status, code(&body).as_str()), (409, "quota_exceeded"));
+    // Tokens: two.
+    for expected in [201, 201, 409] {
+        let path = "/v1/tenants/capped/tokens";
+        let (status, _) =
+            support::admin_call(&gateway, Method::POST, path, &operator, vec![]).await;
+        assert_eq!(status, expected);
+    }
+    // Nothing refused was kept.
+    let (status, body) = support::admin_call(
+        &gateway,
+        Method::GET,
+        "/v1/tenants/capped/functions",
+        &operator,
+        vec![],
+    )
+    .await;
+    assert_eq!(status, 200);
+    let functions: Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(functions["functions"].as_object().unwrap().len(), 2);
+    assert_eq!(
+        functions["functions"]["b"]["routes"],
+        serde_json::json!(["capped.test/b"])
+    );
+}
+
+const GREEDY: &str = r#"
+tenants:
+  greedy:
+    hosts: [greedy.test]
+    limits: {cpu_time: 2s, timeout: 10s}
+    functions:
+      greedy: {wasm: "{wasm}/greedy.wasm", routes: [greedy.test/]}
+"#;
+
+#[tokio::test]
+async fn what_the_host_allocates_for_a_guest_is_bounded() {
+    let gateway = TestGateway::start(GREEDY);
+    let ask = |what: &'static str| {
+        reqwest::Client::new()
+            .get(gateway.url(&format!("/?{what}")))
+            .header("host", "greedy.test")
+            .send()
+    };
+    // Resources: refused (or the guest stopped) at the table's bound, far below 50,000.
+    let response = ask("resources").await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    if status == 200 {
+        let held: usize = text.trim_start_matches("resources=").parse().unwrap();
+        assert!(held < 10_000, "{text}");
+    } else {
+        assert_eq!(status, 500, "the guest trapped at the bound: {text}");
+    }
+    // A header value past the fields bound is refused, or stops the guest.
+    let response = ask("fields").await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    assert!(
+        (status, text.as_str()) == (200, "fields=refused")
+            || (status == 500 && text.contains("exceeds limit")),
+        "{status} {text}"
+    );
+    // 8 MiB of random bytes in one call is more than the host hands out.
+    let status = ask("random").await.unwrap().status().as_u16();
+    assert_eq!(status, 500, "the guest is stopped");
+    // And the tenant still serves.
+    let response = ask("resources").await.unwrap();
+    assert!(response.status() == 200 || response.status() == 500);
+}

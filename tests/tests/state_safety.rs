@@ -180,7 +180,7 @@ fn write_conflicting_state(data_dir: &std::path::Path) {
     for (name, record) in changes {
         let change = Change::PutTenant {
             name: name.to_owned(),
-            record,
+            record: Box::new(record),
         };
         store.record(&mut state, change).unwrap();
     }

@@ -13,6 +13,19 @@ use crate::kv::{KvError, TenantKv};
 
 use super::Capability;
 
+/// The most keys one batch call (`get-many`, `set-many`, `delete-many`) may name: its results
+/// are held by the host until the guest takes them, so a batch is bounded like any value.
+pub const MAX_BATCH_KEYS: usize = 1000;
+
+fn check_batch(keys: usize) -> Result<(), KvError> {
+    if keys > MAX_BATCH_KEYS {
+        return Err(KvError::Invalid(format!(
+            "{keys} keys in one batch: at most {MAX_BATCH_KEYS}"
+        )));
+    }
+    Ok(())
+}
+
 /// Key-value storage.
 pub struct KeyValue;
 
@@ -157,6 +170,7 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
         let (kv, name) = (self.namespace()?, self.bucket(&bucket)?);
+        check_batch(keys.len())?;
         kv.run(move |s, t| {
             keys.into_iter()
                 .map(|key| Ok(s.get(t, &name, &key)?.map(|value| (key, value))))
@@ -171,6 +185,7 @@ impl batch::Host for KvView<'_> {
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), KvError> {
         let (kv, name) = (self.namespace()?, self.bucket(&bucket)?);
+        check_batch(key_values.len())?;
         kv.run(move |s, t| s.set_many(t, &name, &key_values)).await
     }
 
@@ -180,6 +195,7 @@ impl batch::Host for KvView<'_> {
         keys: Vec<String>,
     ) -> Result<(), KvError> {
         let (kv, name) = (self.namespace()?, self.bucket(&bucket)?);
+        check_batch(keys.len())?;
         kv.run(move |s, t| s.delete_many(t, &name, &keys).map(|_| ()))
             .await
     }

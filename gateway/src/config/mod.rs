@@ -158,6 +158,14 @@ pub struct Limits {
     /// How long a request waits for a concurrency slot before 503 `over_capacity`.
     /// Default 100ms; 0 refuses at once.
     pub queue_wait: Duration,
+    /// Functions the tenant may have. Default 100.
+    pub functions: u32,
+    /// Routes across all its functions. Default 1000.
+    pub routes: u32,
+    /// Bytes of config variables (names and values) across all its functions. Default 1MiB.
+    pub config_bytes: ByteSize,
+    /// API tokens it may have. Default 100.
+    pub tokens: u32,
 }
 
 impl Default for Limits {
@@ -170,6 +178,10 @@ impl Default for Limits {
             rate: 0,
             request_body: ByteSize(10 << 20),
             queue_wait: Duration::from_millis(100),
+            functions: 100,
+            routes: 1000,
+            config_bytes: ByteSize(1 << 20),
+            tokens: 100,
         }
     }
 }
@@ -382,6 +394,18 @@ pub struct LimitsSpec {
     /// Longest wait for a concurrency slot.
     #[serde(default, with = "units::span", skip_serializing_if = "Option::is_none")]
     pub queue_wait: Option<Duration>,
+    /// Functions the tenant may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub functions: Option<u32>,
+    /// Routes across its functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub routes: Option<u32>,
+    /// Bytes of config variables across its functions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_bytes: Option<ByteSize>,
+    /// API tokens it may have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens: Option<u32>,
 }
 
 impl From<&Limits> for LimitsSpec {
@@ -394,6 +418,10 @@ impl From<&Limits> for LimitsSpec {
             rate: Some(limits.rate),
             request_body: Some(limits.request_body),
             queue_wait: Some(limits.queue_wait),
+            functions: Some(limits.functions),
+            routes: Some(limits.routes),
+            config_bytes: Some(limits.config_bytes),
+            tokens: Some(limits.tokens),
         }
     }
 }
@@ -409,6 +437,10 @@ impl LimitsSpec {
             rate: self.rate.unwrap_or(base.rate),
             request_body: self.request_body.unwrap_or(base.request_body),
             queue_wait: self.queue_wait.unwrap_or(base.queue_wait),
+            functions: self.functions.unwrap_or(base.functions),
+            routes: self.routes.unwrap_or(base.routes),
+            config_bytes: self.config_bytes.unwrap_or(base.config_bytes),
+            tokens: self.tokens.unwrap_or(base.tokens),
         }
     }
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use super::raw::*;
 use super::*;
+use crate::definition::Holdings;
 
 /// One parse: the text and its file name, for errors.
 pub(super) struct Parser<'a> {
@@ -320,6 +321,18 @@ impl Parser<'_> {
                 },
             );
         }
+        let held = Holdings {
+            functions: functions.len() + origins.len(),
+            routes: functions.values().map(|f| f.routes.len()).sum::<usize>()
+                + origins.values().map(|o| o.routes.len()).sum::<usize>(),
+            config_bytes: functions
+                .values()
+                .map(|f| Holdings::config_bytes_of(&f.config))
+                .sum(),
+            tokens: 0,
+        };
+        held.check(&definition.limits)
+            .map_err(|e| self.invalid_at(&["tenants", name], &e))?;
         Ok(TenantConfig {
             definition,
             functions,

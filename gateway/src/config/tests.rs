@@ -387,3 +387,16 @@ fn function_config_variables_are_checked_by_name() {
         "a value leaked into the error: {e}"
     );
 }
+
+#[test]
+fn a_tenant_past_a_quota_is_refused_naming_it() {
+    let e = error(
+        "tenants:\n  t:\n    hosts: [t.test]\n    limits: {functions: 1}\n    functions:\n      a: {wasm: a.wasm}\n      b: {wasm: b.wasm}\n",
+    );
+    assert!(e.contains("tenants.t.functions: 2 functions"), "{e}");
+    assert!(e.contains("limits.functions"), "{e}");
+    let e = error(
+        "tenants:\n  t:\n    hosts: [t.test]\n    limits: {routes: 1}\n    functions:\n      a: {wasm: a.wasm, routes: [t.test/a, t.test/b]}\n",
+    );
+    assert!(e.contains("tenants.t.routes"), "{e}");
+}

@@ -63,6 +63,7 @@ impl ControlPlane {
         if let Some(f) = record.functions.get_mut(function) {
             f.config = config.clone();
         }
+        Self::holdings(&record).check(&record.limits.over(&self.config.limits))?;
         let mut next = inner.live.get(tenant).cloned();
         if let Some(live) = &mut next
             && let Some(current) = live.functions.get(function).cloned()
@@ -164,6 +165,7 @@ impl ControlPlane {
         let versions = function_record.versions.clone();
         let config = function_record.config.clone();
         let version = loaded.version.clone();
+        Self::holdings(&record).check(&next.tenant.limits)?;
         next.functions.insert(
             function.to_owned(),
             self.live_function(tenant, loaded, routes, &config),

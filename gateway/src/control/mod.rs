@@ -15,7 +15,7 @@ use std::sync::Arc;
 use tokio::sync::Mutex;
 
 use crate::config::Config;
-use crate::definition::{Field, Invalid};
+use crate::definition::{Field, Holdings, Invalid};
 use crate::kv::KvStore;
 use crate::metrics::{FunctionMetrics, Metrics};
 use crate::outbound::OutboundClient;
@@ -61,6 +61,9 @@ pub enum ControlError {
     /// The change conflicts with what exists (409).
     #[error("{0}")]
     Conflict(String),
+    /// The change would take the tenant past a quota of its limits (409 `quota_exceeded`).
+    #[error("{0}")]
+    OverQuota(String),
     /// Storing the change failed; nothing changed (500).
     #[error("{0}")]
     Storage(String),
@@ -84,7 +87,7 @@ impl ControlError {
             ControlError::Invalid { .. } => StatusCode::BAD_REQUEST,
             ControlError::Forbidden(_) => StatusCode::FORBIDDEN,
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
-            ControlError::Conflict(_) => StatusCode::CONFLICT,
+            ControlError::Conflict(_) | ControlError::OverQuota(_) => StatusCode::CONFLICT,
             ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -96,6 +99,7 @@ impl ControlError {
             ControlError::Forbidden(_) => "forbidden",
             ControlError::NotFound(_) => "not_found",
             ControlError::Conflict(_) => "conflict",
+            ControlError::OverQuota(_) => "quota_exceeded",
             ControlError::Storage(_) => "storage_error",
         }
     }
@@ -106,7 +110,7 @@ impl ControlError {
             ControlError::Invalid { .. } => "invalid",
             ControlError::Forbidden(_) => "forbidden",
             ControlError::NotFound(_) => "not_found",
-            ControlError::Conflict(_) => "conflict",
+            ControlError::Conflict(_) | ControlError::OverQuota(_) => "conflict",
             ControlError::Storage(_) => "error",
         }
     }
@@ -118,6 +122,7 @@ impl From<Invalid> for ControlError {
     fn from(e: Invalid) -> Self {
         match e.field {
             Field::ForeignHost => ControlError::Forbidden(e.message),
+            Field::Quota => ControlError::OverQuota(e.message),
             field => invalid(field.code(), e.to_string()),
         }
     }
@@ -233,6 +238,20 @@ impl ControlPlane {
         }
     }
 
+    /// What `record` holds, to check against its tenant's quotas.
+    fn holdings(record: &TenantRecord) -> Holdings {
+        Holdings {
+            functions: record.functions.len(),
+            routes: record.functions.values().map(|f| f.routes.len()).sum(),
+            config_bytes: record
+                .functions
+                .values()
+                .map(|f| Holdings::config_bytes_of(&f.config))
+                .sum(),
+            tokens: record.token_hashes.len(),
+        }
+    }
+
     /// `name`'s stored record, to change and [`commit_tenant`](Self::commit_tenant) as a whole.
     fn record_of(inner: &Inner, name: &str) -> TenantRecord {
         inner.state.tenants.get(name).cloned().unwrap_or_default()
@@ -280,7 +299,7 @@ impl ControlPlane {
 fn put_change(name: &str, record: TenantRecord) -> Change {
     Change::PutTenant {
         name: name.to_owned(),
-        record,
+        record: Box::new(record),
     }
 }
 

@@ -187,6 +187,7 @@ impl ControlPlane {
         let token = crate::auth::new_tenant_token(tenant);
         let mut record = Self::record_of(&inner, tenant);
         record.token_hashes.push(crate::auth::token_hash(&token));
+        Self::holdings(&record).check(&record.limits.over(&self.config.limits))?;
         self.save(&mut inner, put_change(tenant, record))?;
         Ok(token)
     }

@@ -43,6 +43,18 @@ impl Default for InvokeLimits {
     }
 }
 
+/// The most resources (streams, pollables, fields, buckets...) one guest may hold at once;
+/// past it the call that would make one more fails. Wasmtime's default is 1,000,000.
+pub const MAX_RESOURCES: usize = 10_000;
+
+/// The most bytes one `fields` resource (a set of headers the guest builds) may hold, in
+/// memory: wasmtime's default of 128 KiB counts the map's own overhead, so this allows about
+/// 32 KiB of headers on the wire, as much as Pingora accepts from clients.
+pub const MAX_FIELDS_SIZE: usize = 64 << 10;
+
+/// The most random bytes one `get-random-bytes` call may ask for (wasmtime's default: 64 MiB).
+pub const MAX_RANDOM_SIZE: u64 = 1 << 20;
+
 /// What stopped a guest, when a limit did. Read after the guest's call returns an error.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum LimitHit {
@@ -74,13 +86,18 @@ impl GuestState {
         lanes: &Arc<Semaphore>,
         capabilities: States,
     ) -> GuestState {
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(MAX_RESOURCES);
+        let mut http = WasiHttpCtx::new();
+        http.set_field_size_limit(MAX_FIELDS_SIZE);
         GuestState {
-            table: ResourceTable::new(),
+            table,
             wasi: WasiCtx::builder()
                 .stdout(capabilities.output.stream(GuestStream::Stdout))
                 .stderr(capabilities.output.stream(GuestStream::Stderr))
+                .max_random_size(MAX_RANDOM_SIZE)
                 .build(),
-            http: WasiHttpCtx::new(),
+            http,
             memory: MemoryLimiter::new(limits.memory),
             cpu: CpuBudget::new(limits.cpu_time, epoch_tick),
             lane: LongRunningLane {

@@ -149,8 +149,8 @@ pub enum Change {
     PutTenant {
         /// The tenant.
         name: String,
-        /// Its record after the change.
-        record: TenantRecord,
+        /// Its record after the change (boxed: a record is large beside a deletion).
+        record: Box<TenantRecord>,
     },
     /// Tenant `name` and everything it had is gone.
     DeleteTenant {
@@ -164,7 +164,7 @@ impl State {
     pub fn apply(&mut self, change: Change) {
         match change {
             Change::PutTenant { name, record } => {
-                self.tenants.insert(name, record);
+                self.tenants.insert(name, *record);
             }
             Change::DeleteTenant { name } => {
                 self.tenants.remove(&name);
@@ -461,7 +461,7 @@ mod tests {
     fn put(name: &str, record: TenantRecord) -> Change {
         Change::PutTenant {
             name: name.to_owned(),
-            record,
+            record: Box::new(record),
         }
     }
 
