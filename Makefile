@@ -6,7 +6,7 @@ CARGO ?= cargo
 TENANTS_OUT := tenants/target/wasm32-wasip2/release
 ATOLL := target/debug/atoll
 
-.PHONY: run test bench setup tenants build lint fmt clean
+.PHONY: run test bench fuzz setup tenants build lint fmt clean
 
 run: setup tenants build
 	@echo
@@ -41,6 +41,23 @@ bench: setup tenants
 	$(LOADTEST) scenario deploy-under-load --pin --duration 10s --out $(RESULTS)
 	scripts/bench-http.sh
 	scripts/bench-observability.sh
+
+# Fuzzing (cargo-fuzz, libFuzzer, on the stable toolchain without a sanitizer): each target in
+# fuzz/ runs for FUZZ_SECONDS from its seeds in fuzz/corpus/<target> (committed), keeping what it
+# finds in fuzz/work/<target> (not committed); a crash stops the run and leaves its input in
+# fuzz/artifacts/<target>/, to be fixed and then added to the seeds. `make test` replays the
+# seeds (gateway/tests/fuzz_corpus.rs).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS := config path admin_bodies cache_control
+
+fuzz:
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz
+	cd fuzz && $(CARGO) fuzz build -s none
+	for target in $(FUZZ_TARGETS); do \
+		mkdir -p fuzz/work/$$target; \
+		(cd fuzz && $(CARGO) fuzz run -s none $$target work/$$target corpus/$$target -- \
+			-max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048) || exit 1; \
+	done
 
 setup:
 	@scripts/setup.sh

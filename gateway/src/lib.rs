@@ -19,6 +19,8 @@ pub mod capabilities;
 pub mod config;
 pub mod control;
 pub mod definition;
+#[doc(hidden)]
+pub mod fuzz_targets;
 pub mod kv;
 pub mod log_writer;
 pub mod metrics;
