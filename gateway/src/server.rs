@@ -62,7 +62,7 @@ impl ServerHandle {
     /// Loads every function of `config` (compiling only what the artifact cache lacks), starts
     /// the proxy and admin listeners, and returns once the proxy accepts connections.
     pub fn start(config: Config) -> anyhow::Result<ServerHandle> {
-        std::fs::create_dir_all(&config.data_dir)
+        crate::store::create_private_dir(&config.data_dir)
             .with_context(|| format!("creating data_dir {}", config.data_dir.display()))?;
         let runtime = Runtime::new(RuntimeSettings {
             total_instances: config.pool.total_instances,

@@ -283,3 +283,42 @@ fn a_stored_conflict_is_quarantined_and_everything_else_serves() {
         );
     });
 }
+
+#[tokio::test]
+async fn the_data_directory_is_readable_by_the_gateways_user_only() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let gateway = TestGateway::start(CONFIG);
+    let token = make_acme(&gateway).await;
+    let hello = std::fs::read(tenant_wasm("hello")).unwrap();
+    let (status, _) = support::admin_call(
+        &gateway,
+        Method::PUT,
+        "/v1/tenants/acme/functions/f?route=acme.test/f",
+        &token,
+        hello,
+    )
+    .await;
+    assert_eq!(status, 201);
+    let mode =
+        |path: &std::path::Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    let data = gateway.data_dir();
+    assert_eq!(mode(data), 0o700, "data_dir");
+    let mut checked = 0;
+    let mut dirs = vec![data.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                assert_eq!(mode(&path), 0o700, "{}", path.display());
+                dirs.push(path);
+            } else {
+                assert_eq!(mode(&path), 0o600, "{}", path.display());
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 4,
+        "state, journal, kv, token and the component: {checked}"
+    );
+}

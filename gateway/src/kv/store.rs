@@ -190,6 +190,8 @@ impl KvStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path, settings: KvSettings) -> Result<KvStore, KvError> {
         let db = Database::create(path).map_err(storage)?;
+        // Tenants' data: readable by the gateway's user only.
+        crate::store::make_private(path).map_err(storage)?;
         let txn = db.begin_write().map_err(storage)?;
         txn.open_table(DATA).map_err(storage)?;
         txn.open_table(USAGE).map_err(storage)?;

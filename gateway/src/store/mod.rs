@@ -11,9 +11,11 @@ pub mod artifacts;
 pub mod components;
 pub mod state;
 
-use std::fs::{self, File};
+use std::fs::{self, File, OpenOptions};
 use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use sha2::{Digest, Sha256};
 
@@ -28,15 +30,50 @@ pub fn content_hash(bytes: &[u8]) -> String {
 /// The suffix of the temporary files [`write_atomic`] renames into place.
 pub(crate) const TEMP_SUFFIX: &str = ".atoll-tmp";
 
+/// The mode of every file Atoll writes under `data_dir`: config variables and token hashes are
+/// secrets, so only the gateway's user reads them.
+pub const FILE_MODE: u32 = 0o600;
+/// The mode of `data_dir` and the directories in it.
+pub const DIR_MODE: u32 = 0o700;
+
+/// Creates `dir` (and its parents) readable by the gateway's user only, and makes an existing
+/// one so.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(DIR_MODE)
+        .create(dir)?;
+    fs::set_permissions(dir, fs::Permissions::from_mode(DIR_MODE))
+}
+
+/// Makes `path`, a file Atoll created (or found) under `data_dir`, readable by its user only.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    fs::set_permissions(path, fs::Permissions::from_mode(FILE_MODE))
+}
+
+/// Options that create a file readable by the gateway's user only.
+pub fn private_file() -> OpenOptions {
+    let mut options = OpenOptions::new();
+    options.mode(FILE_MODE);
+    options
+}
+
 /// Writes `bytes` to `path` so that a crash leaves either the old file or the new one, never a
-/// torn one: a temporary file in the same directory, fsync, rename, fsync the directory.
+/// torn one: a temporary file in the same directory, fsync, rename, fsync the directory. The
+/// temporary file's name is unique to this call, so concurrent writes of one path (two deploys
+/// of the same bytes) never write into each other's; the last rename wins, whole.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: AtomicU64 = AtomicU64::new(0);
     let dir = path.parent().unwrap_or_else(|| Path::new("."));
-    fs::create_dir_all(dir)?;
+    create_private_dir(dir)?;
     let file_name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
-    let tmp = dir.join(format!(".{file_name}.{}{TEMP_SUFFIX}", std::process::id()));
+    let write = WRITES.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{file_name}.{}.{write}{TEMP_SUFFIX}",
+        std::process::id()
+    ));
     {
-        let mut file = File::create(&tmp)?;
+        let mut file = private_file().write(true).create_new(true).open(&tmp)?;
         file.write_all(bytes)?;
         file.sync_all()?;
     }
@@ -76,6 +113,42 @@ mod tests {
         write_atomic(&path, b"two").unwrap();
         assert_eq!(fs::read(&path).unwrap(), b"two");
         assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn files_and_directories_are_private() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("data/state.json");
+        write_atomic(&path, b"{}").unwrap();
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&path), FILE_MODE);
+        assert_eq!(mode(path.parent().unwrap()), DIR_MODE);
+    }
+
+    #[test]
+    fn concurrent_writes_of_one_path_never_mix() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.wasm");
+        let writers: Vec<_> = (0..8u8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || write_atomic(&path, &vec![i; 1 << 20]))
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let bytes = fs::read(&path).unwrap();
+        assert_eq!(bytes.len(), 1 << 20);
+        assert!(
+            bytes.iter().all(|b| *b == bytes[0]),
+            "one writer's bytes, whole"
+        );
+        assert_eq!(
+            fs::read_dir(dir.path()).unwrap().count(),
+            1,
+            "no temp file left"
+        );
     }
 
     #[test]

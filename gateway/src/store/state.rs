@@ -20,7 +20,7 @@
 //! version.
 
 use std::collections::BTreeMap;
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -231,13 +231,15 @@ impl StateStore {
             let path = path.to_owned();
             move |source| StateError::Io { path, source }
         };
-        std::fs::create_dir_all(data_dir).map_err(io(data_dir))?;
-        let mut journal = OpenOptions::new()
+        super::create_private_dir(data_dir).map_err(io(data_dir))?;
+        let mut journal = super::private_file()
             .read(true)
             .append(true)
             .create(true)
             .open(&journal_path)
             .map_err(io(&journal_path))?;
+        // Made private even when an older version created it world-readable.
+        super::make_private(&journal_path).map_err(io(&journal_path))?;
         let mut bytes = Vec::new();
         journal.read_to_end(&mut bytes).map_err(io(&journal_path))?;
         let replay = replay_journal(&bytes).map_err(|why| StateError::Corrupt {

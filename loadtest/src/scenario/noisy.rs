@@ -1,9 +1,15 @@
 //! `scenario noisy-neighbour`: how much a tenant feels its neighbour. Tenant `victim` serves
-//! `hello`; tenant `noisy` serves `spin`, which burns CPU until the gateway stops it at its
-//! `cpu_time` limit. The victim is loaded open-loop at a fixed rate (latency counted from each
-//! request's due time) alone, then again while the neighbour is hammered closed-loop. Reports
-//! both, and the ratio of the victim's p99 with the neighbour to its p99 alone (target: within
-//! 2×; every victim request answered 200).
+//! `hello`, loaded open-loop at a fixed rate (latency counted from each request's due time)
+//! alone, then again next to the neighbour (`--neighbour`):
+//!
+//! - `spin` (the default): tenant `noisy` serves `spin`, which burns CPU until the gateway
+//!   stops it at its `cpu_time` limit, hammered closed-loop;
+//! - `slow-clients`: `--slow-clients` connections to the victim itself, with no credentials,
+//!   each announcing a 100,000-byte body and sending one byte a second (reconnecting when the
+//!   gateway cuts them off).
+//!
+//! Reports both, and the ratio of the victim's p99 with the neighbour to its p99 alone
+//! (target: within 2×; every victim request answered 200).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -46,6 +52,21 @@ pub struct Args {
     /// The gateway's proxy threads (with one, nothing can keep a thread free for the victim).
     #[arg(long, default_value_t = 2)]
     pub threads: usize,
+    /// What the neighbour is.
+    #[arg(long, value_enum, default_value_t = Neighbour::Spin)]
+    pub neighbour: Neighbour,
+    /// With `--neighbour slow-clients`: how many trickling connections.
+    #[arg(long, default_value_t = 70)]
+    pub slow_clients: usize,
+}
+
+/// The neighbour the victim runs next to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Neighbour {
+    /// Another tenant's guest burning its CPU budget, hammered closed-loop.
+    Spin,
+    /// Clients trickling request bodies to the victim itself, a byte a second.
+    SlowClients,
 }
 
 /// What `noisy-neighbour.json` holds.
@@ -53,8 +74,10 @@ pub struct Args {
 struct NoisyReport {
     victim_alone: RunReport,
     victim_with_neighbour: RunReport,
-    /// The neighbour's own load; its errors are its CPU limit doing its job.
-    neighbour: RunReport,
+    /// The neighbour's own load, with `spin`; its errors are its CPU limit doing its job.
+    neighbour: Option<RunReport>,
+    /// The trickling connections, with `slow-clients`.
+    slow_clients: Option<usize>,
     /// Victim p99 with the neighbour ÷ alone.
     p99_ratio: f64,
     p99_ratio_target: f64,
@@ -119,12 +142,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         args.duration
     );
     let (with, noisy) = runtime.block_on(async {
-        tokio::join!(
-            super::drive_with_progress(victim.clone()),
-            driver::run(neighbour.clone())
-        )
-    });
-    let (with, noisy) = (with?, noisy?);
+        match args.neighbour {
+            Neighbour::Spin => {
+                let (with, noisy) = tokio::join!(
+                    super::drive_with_progress(victim.clone()),
+                    driver::run(neighbour.clone())
+                );
+                Ok::<_, anyhow::Error>((with?, Some(noisy?)))
+            }
+            Neighbour::SlowClients => {
+                let until = tokio::time::Instant::now() + args.duration;
+                let trickles: Vec<_> = (0..args.slow_clients)
+                    .map(|_| tokio::spawn(trickle(gateway.proxy, until)))
+                    .collect();
+                let with = super::drive_with_progress(victim.clone()).await?;
+                for trickle in trickles {
+                    let _ = trickle.await;
+                }
+                Ok((with, None))
+            }
+        }
+    })?;
 
     let pacing = Pacing::Open { rate: args.rate };
     let report = NoisyReport {
@@ -135,24 +173,25 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             args.connections,
             &with,
         ),
-        neighbour: RunReport::new(
-            "neighbour (spin, at its cpu_time limit)",
-            Pacing::Closed,
-            args.noisy_connections,
-            &noisy,
-        ),
+        neighbour: noisy.as_ref().map(|noisy| {
+            RunReport::new(
+                "neighbour (spin, at its cpu_time limit)",
+                Pacing::Closed,
+                args.noisy_connections,
+                noisy,
+            )
+        }),
+        slow_clients: (args.neighbour == Neighbour::SlowClients).then_some(args.slow_clients),
         p99_ratio: with.latencies.quantile_us(0.99) as f64
             / alone.latencies.quantile_us(0.99).max(1) as f64,
         p99_ratio_target: TARGET_P99_RATIO,
     };
-    print!(
-        "{}",
-        markdown_table(&[
-            report.victim_alone.clone(),
-            report.victim_with_neighbour.clone(),
-            report.neighbour.clone(),
-        ])
-    );
+    let mut rows = vec![
+        report.victim_alone.clone(),
+        report.victim_with_neighbour.clone(),
+    ];
+    rows.extend(report.neighbour.clone());
+    print!("{}", markdown_table(&rows));
     println!(
         "victim p99 next to the neighbour ÷ alone: {:.2} (target ≤ {TARGET_P99_RATIO}: {}); victim errors: {}",
         report.p99_ratio,
@@ -178,4 +217,33 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ])?,
     )?;
     Ok(())
+}
+
+/// One slow client after another until `until`: each announces a 100,000-byte body to the
+/// victim and sends one byte a second, until the gateway answers or cuts it off.
+async fn trickle(proxy: std::net::SocketAddr, until: tokio::time::Instant) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    while tokio::time::Instant::now() < until {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(proxy).await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        };
+        let head = "POST / HTTP/1.1\r\nhost: victim.test\r\ncontent-length: 100000\r\n\r\n";
+        if stream.write_all(head.as_bytes()).await.is_err() {
+            continue;
+        }
+        let mut buffer = [0u8; 1024];
+        loop {
+            tokio::select! {
+                // Answered (a 504 at the tenant's timeout) or cut off: the next one.
+                _ = stream.read(&mut buffer) => break,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {
+                    if stream.write_all(b"x").await.is_err() {
+                        break;
+                    }
+                }
+                () = tokio::time::sleep_until(until) => return,
+            }
+        }
+    }
 }
