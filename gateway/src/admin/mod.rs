@@ -132,7 +132,7 @@ impl IntoResponse for AdminError {
             ),
             AdminError::BadRequest(why) => (StatusCode::BAD_REQUEST, "bad_request", why),
             AdminError::Control(e) => {
-                if let ControlError::Storage(why) = &e {
+                if let ControlError::Storage(why) | ControlError::StorageFull(why) = &e {
                     tracing::error!(error = why.as_str(), "admin change failed in storage");
                 }
                 (e.status(), e.code(), e.to_string())

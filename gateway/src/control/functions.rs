@@ -17,7 +17,7 @@ use crate::store::state::{FunctionRecord, RollbackError};
 use super::view::describe_functions;
 use super::{
     ControlError, ControlPlane, Deployed, FunctionView, LiveFunction, invalid, not_found_function,
-    put_change, variables,
+    put_change, storage_error, variables,
 };
 
 impl ControlPlane {
@@ -175,7 +175,7 @@ impl ControlPlane {
         let prepared = self.prepare(&inner, tenant, Some(next))?;
         self.components
             .put(&bytes)
-            .map_err(|e| ControlError::Storage(format!("storing the component: {e}")))?;
+            .map_err(|e| storage_error("storing the component".to_owned(), &e))?;
         self.commit(&mut inner, put_change(tenant, record), prepared)?;
         Ok(Deployed {
             version,

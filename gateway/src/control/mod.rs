@@ -67,6 +67,9 @@ pub enum ControlError {
     /// Storing the change failed; nothing changed (500).
     #[error("{0}")]
     Storage(String),
+    /// The disk is full; nothing changed (507).
+    #[error("{0}")]
+    StorageFull(String),
 }
 
 /// Config variables as the runtime takes them.
@@ -89,6 +92,7 @@ impl ControlError {
             ControlError::NotFound(_) => StatusCode::NOT_FOUND,
             ControlError::Conflict(_) | ControlError::OverQuota(_) => StatusCode::CONFLICT,
             ControlError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ControlError::StorageFull(_) => StatusCode::INSUFFICIENT_STORAGE,
         }
     }
 
@@ -101,6 +105,7 @@ impl ControlError {
             ControlError::Conflict(_) => "conflict",
             ControlError::OverQuota(_) => "quota_exceeded",
             ControlError::Storage(_) => "storage_error",
+            ControlError::StorageFull(_) => "storage_full",
         }
     }
 
@@ -111,7 +116,7 @@ impl ControlError {
             ControlError::Forbidden(_) => "forbidden",
             ControlError::NotFound(_) => "not_found",
             ControlError::Conflict(_) | ControlError::OverQuota(_) => "conflict",
-            ControlError::Storage(_) => "error",
+            ControlError::Storage(_) | ControlError::StorageFull(_) => "error",
         }
     }
 }
@@ -214,9 +219,9 @@ impl ControlPlane {
     /// Makes `change` durable, then applies it to the current state.
     fn save(&self, inner: &mut Inner, change: Change) -> Result<(), ControlError> {
         let Inner { state, store, .. } = inner;
-        store.record(state, change).map_err(|e| {
-            ControlError::Storage(format!("writing {}: {e}", store.journal_path().display()))
-        })
+        store
+            .record(state, change)
+            .map_err(|e| storage_error(format!("writing {}", store.journal_path().display()), &e))
     }
 
     /// Makes `record` API tenant `name`'s stored record and `next` what it serves: validated
@@ -292,6 +297,15 @@ impl ControlPlane {
     /// The largest upload accepted.
     pub fn max_upload(&self) -> u64 {
         self.config.max_upload.0
+    }
+}
+
+/// A failure to store `what`: 507 when the disk is full, 500 otherwise.
+fn storage_error(what: String, e: &std::io::Error) -> ControlError {
+    if e.kind() == std::io::ErrorKind::StorageFull {
+        ControlError::StorageFull(format!("{what}: the disk is full: {e}"))
+    } else {
+        ControlError::Storage(format!("{what}: {e}"))
     }
 }
 

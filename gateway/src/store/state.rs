@@ -215,8 +215,15 @@ pub struct StateStore {
     checkpoint: PathBuf,
     journal_path: PathBuf,
     journal: File,
+    /// The journal's length: where its last whole line ends.
+    journal_len: u64,
     /// Changes in the journal since the checkpoint.
     journaled: usize,
+    /// Set when a failed append could not be cut back: every later change is refused, since it
+    /// would follow a torn line.
+    damaged: bool,
+    /// The fault-injection seam: the next append writes only this many bytes, then fails.
+    fail_next_append_after: Option<usize>,
 }
 
 impl StateStore {
@@ -267,7 +274,10 @@ impl StateStore {
                 checkpoint,
                 journal_path,
                 journal,
+                journal_len: replay.valid_len as u64,
                 journaled,
+                damaged: false,
+                fail_next_append_after: None,
             },
             state,
         ))
@@ -283,11 +293,34 @@ impl StateStore {
     /// loaded, with every change since recorded here). When the journal has grown past the
     /// state's size, writes a new checkpoint and empties the journal; that failing is only
     /// logged, since the change itself is already durable.
+    ///
+    /// When the append fails part-way (a full disk), the journal is cut back to its last whole
+    /// line before the error is returned, so nothing of the refused change stays and the next
+    /// change starts on a clean line; `state` is untouched.
     pub fn record(&mut self, state: &mut State, change: Change) -> std::io::Result<()> {
+        if self.damaged {
+            return Err(std::io::Error::other(
+                "the journal could not be repaired after a failed write; restart the gateway",
+            ));
+        }
         let json = serde_json::to_string(&change).map_err(std::io::Error::other)?;
         let line = format!("{} {json}\n", hex::encode(Sha256::digest(json.as_bytes())));
-        self.journal.write_all(line.as_bytes())?;
-        self.journal.sync_data()?;
+        if let Err(error) = self.append(line.as_bytes()) {
+            let cut = self
+                .journal
+                .set_len(self.journal_len)
+                .and_then(|()| self.journal.sync_all());
+            if let Err(cut) = cut {
+                self.damaged = true;
+                tracing::error!(
+                    file = %self.journal_path.display(),
+                    error = %cut,
+                    "could not cut a failed change off the journal; refusing changes until restart"
+                );
+            }
+            return Err(error);
+        }
+        self.journal_len += line.len() as u64;
         self.journaled += 1;
         state.apply(change);
         if self.journaled >= MIN_JOURNAL.max(state.tenants.len())
@@ -300,6 +333,26 @@ impl StateStore {
             );
         }
         Ok(())
+    }
+
+    /// Appends `bytes` to the journal and makes them durable.
+    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        if let Some(after) = self.fail_next_append_after.take() {
+            self.journal.write_all(&bytes[..after.min(bytes.len())])?;
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::StorageFull,
+                "injected: no space left on device",
+            ));
+        }
+        self.journal.write_all(bytes)?;
+        self.journal.sync_data()
+    }
+
+    /// The fault-injection seam: the next append writes `after` bytes of its line, then fails
+    /// as a full disk would.
+    #[doc(hidden)]
+    pub fn fail_next_append_after(&mut self, after: usize) {
+        self.fail_next_append_after = Some(after);
     }
 
     /// Writes all of `state` as the checkpoint and empties the journal.
@@ -315,6 +368,7 @@ impl StateStore {
         // A crash here replays changes the checkpoint already holds: harmless.
         self.journal.set_len(0)?;
         self.journal.sync_all()?;
+        self.journal_len = 0;
         self.journaled = 0;
         Ok(())
     }
@@ -469,6 +523,34 @@ mod tests {
 
     fn reopen(dir: &Path) -> State {
         StateStore::open(dir).unwrap().1
+    }
+
+    #[test]
+    fn a_failed_append_is_cut_back_and_the_next_one_starts_clean() {
+        let dir = tempfile::tempdir().unwrap();
+        let (mut store, mut state) = StateStore::open(dir.path()).unwrap();
+        store
+            .record(&mut state, put("a", TenantRecord::default()))
+            .unwrap();
+        let good = fs::metadata(store.journal_path()).unwrap().len();
+        store.fail_next_append_after(10);
+        let error = store
+            .record(&mut state, put("b", TenantRecord::default()))
+            .unwrap_err();
+        assert_eq!(error.kind(), std::io::ErrorKind::StorageFull);
+        assert_eq!(fs::metadata(store.journal_path()).unwrap().len(), good);
+        assert!(!state.tenants.contains_key("b"), "the state is untouched");
+        store
+            .record(&mut state, put("c", TenantRecord::default()))
+            .unwrap();
+        drop(store);
+        let state = reopen(dir.path());
+        let names: Vec<&str> = state.tenants.keys().map(String::as_str).collect();
+        assert_eq!(
+            names,
+            ["a", "c"],
+            "every acknowledged change, and only those"
+        );
     }
 
     #[test]
