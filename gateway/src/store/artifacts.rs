@@ -3,8 +3,10 @@
 //! Precompiled artifacts live at `artifacts/<engine>/<sha256>.cwasm`, where `<engine>` is a hash
 //! of the engine's compatibility settings (wasmtime version, target, compiler flags) and
 //! `<sha256>` the component's content hash. A restart loads them by mmap in well under a
-//! millisecond instead of compiling again; an artifact that no longer loads (an engine change,
-//! a torn file) is recompiled from the component bytes, never trusted.
+//! millisecond instead of compiling again. Native code is only mapped once its bytes match the
+//! sha256 written beside it (`<sha256>.cwasm.sha256`) when it was compiled: an artifact that
+//! does not match (a flipped byte anywhere, a missing digest) or no longer loads (an engine
+//! change) is recompiled from the component bytes, never trusted.
 
 use std::hash::{Hash, Hasher};
 use std::path::{Path, PathBuf};
@@ -59,6 +61,10 @@ impl ArtifactCache {
         self.dir.join(format!("{sha256}.cwasm"))
     }
 
+    fn digest_path_for(&self, sha256: &str) -> PathBuf {
+        self.dir.join(format!("{sha256}.cwasm.sha256"))
+    }
+
     /// Loads the component whose bytes are `bytes` (and whose hash is `sha256`) from its artifact,
     /// or compiles it and stores the artifact. Blocking and possibly slow: call it off the
     /// request path.
@@ -69,9 +75,12 @@ impl ArtifactCache {
         bytes: &[u8],
     ) -> anyhow::Result<(Component, ArtifactSource)> {
         let path = self.path_for(sha256);
+        let digest_path = self.digest_path_for(sha256);
         let mut source = ArtifactSource::Compiled;
         if path.exists() {
-            match load_artifact(runtime.engine(), &path) {
+            let loaded = verify(&path, &digest_path)
+                .and_then(|()| load_artifact(runtime.engine(), &path));
+            match loaded {
                 Ok(component) => return Ok((component, ArtifactSource::Cached)),
                 Err(e) => {
                     tracing::warn!(
@@ -84,11 +93,28 @@ impl ArtifactCache {
             }
         }
         let compiled = runtime.precompile(bytes)?;
+        // The digest first: an artifact is never there without the digest it must match.
+        write_atomic(&digest_path, super::content_hash(&compiled).as_bytes())
+            .with_context(|| format!("writing {}", digest_path.display()))?;
         write_atomic(&path, &compiled)
             .with_context(|| format!("writing artifact {}", path.display()))?;
         let component = load_artifact(runtime.engine(), &path)?;
         Ok((component, source))
     }
+}
+
+/// Checks that the artifact at `path` is, byte for byte, the one whose sha256 was written to
+/// `digest_path` when it was compiled.
+fn verify(path: &Path, digest_path: &Path) -> anyhow::Result<()> {
+    let expected = std::fs::read_to_string(digest_path)
+        .with_context(|| format!("reading {}", digest_path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    anyhow::ensure!(
+        super::content_hash(&bytes) == expected.trim(),
+        "artifact {} does not match its sha256: it changed since it was compiled",
+        path.display()
+    );
+    Ok(())
 }
 
 #[expect(
@@ -97,8 +123,9 @@ impl ArtifactCache {
 )]
 fn load_artifact(engine: &Engine, path: &Path) -> anyhow::Result<Component> {
     // SAFETY: artifacts are only ever written by `ArtifactCache::load_or_compile` from
-    // `Engine::precompile_component`, into the gateway's own data directory, through an atomic
-    // rename; wasmtime checks the header and the engine compatibility before using the code.
+    // `Engine::precompile_component`, into the gateway's own (0700) data directory, through an
+    // atomic rename, and are loaded only after their bytes matched the digest written when they
+    // were compiled (`verify`); wasmtime checks the header and the engine compatibility too.
     unsafe { Component::deserialize_file(engine, path) }
         .map_err(|e| anyhow::anyhow!("{e:#}"))
         .with_context(|| format!("loading artifact {}", path.display()))
