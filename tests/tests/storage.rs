@@ -117,3 +117,89 @@ async fn a_full_disk_refuses_changes_with_507_and_loses_nothing() {
     assert_eq!(names, ["acme", "gamma"]);
     drop(gateway);
 }
+
+/// `component` with a custom section holding `n`: distinct bytes, the same behaviour.
+fn distinct(component: &[u8], n: u32) -> Vec<u8> {
+    let name = b"atoll-test";
+    let payload = n.to_le_bytes();
+    let size = 1 + name.len() + payload.len();
+    let mut bytes = component.to_vec();
+    bytes.extend([0x00, size as u8, name.len() as u8]);
+    bytes.extend(name);
+    bytes.extend(payload);
+    bytes
+}
+
+/// The `.wasm` files in `components/` and the `.cwasm` files in `artifacts/*/`.
+fn stored(data: &Path) -> (usize, usize) {
+    let count = |dir: &Path, suffix: &str| {
+        std::fs::read_dir(dir).map_or(0, |entries| {
+            entries
+                .filter(|e| {
+                    e.as_ref()
+                        .unwrap()
+                        .file_name()
+                        .to_string_lossy()
+                        .ends_with(suffix)
+                })
+                .count()
+        })
+    };
+    let artifacts = std::fs::read_dir(data.join("artifacts")).map_or(0, |engines| {
+        engines
+            .map(|engine| count(&engine.unwrap().path(), ".cwasm"))
+            .sum()
+    });
+    (count(&data.join("components"), ".wasm"), artifacts)
+}
+
+#[tokio::test]
+async fn old_versions_and_deleted_tenants_leave_no_files() {
+    let gateway = TestGateway::start("keep_versions: 3\n");
+    let operator = gateway.operator_token();
+    let data = gateway.data_dir().to_path_buf();
+    for tenant in ["acme", "globex"] {
+        let body = json!({"hosts": [format!("{tenant}.test")]}).to_string();
+        let path = format!("/v1/tenants/{tenant}");
+        let (status, _) = admin_json(&gateway, Method::PUT, &path, &operator, body).await;
+        assert_eq!(status, 200);
+    }
+    let hello = std::fs::read(atoll_tests::tenant_wasm("hello")).unwrap();
+    // 30 deploys of distinct bytes, 3 versions kept.
+    for n in 0..30 {
+        let path = "/v1/tenants/acme/functions/f?route=acme.test/f";
+        let (status, body) =
+            support::admin_call(&gateway, Method::PUT, path, &operator, distinct(&hello, n)).await;
+        assert_eq!(status, 201, "{}", String::from_utf8_lossy(&body));
+    }
+    let (status, view) = admin_json(
+        &gateway,
+        Method::GET,
+        "/v1/tenants/acme/functions/f",
+        &operator,
+        "",
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(view["versions"].as_array().unwrap().len(), 3, "{view}");
+    assert_eq!(stored(&data), (3, 3), "only the kept versions' files stay");
+    // globex deploys bytes acme also had: shared files stay while either needs them.
+    let shared = distinct(&hello, 29);
+    let path = "/v1/tenants/globex/functions/g?route=globex.test/g";
+    let (status, _) = support::admin_call(&gateway, Method::PUT, path, &operator, shared).await;
+    assert_eq!(status, 201);
+    assert_eq!(stored(&data), (3, 3));
+    let (status, _) = admin_json(&gateway, Method::DELETE, "/v1/tenants/acme", &operator, "").await;
+    assert_eq!(status, 204);
+    assert_eq!(stored(&data), (1, 1), "only globex's version is left");
+    let (status, _) = admin_json(
+        &gateway,
+        Method::DELETE,
+        "/v1/tenants/globex",
+        &operator,
+        "",
+    )
+    .await;
+    assert_eq!(status, 204);
+    assert_eq!(stored(&data), (0, 0));
+}

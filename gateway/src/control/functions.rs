@@ -177,6 +177,8 @@ impl ControlPlane {
             .put(&bytes)
             .map_err(|e| storage_error("storing the component".to_owned(), &e))?;
         self.commit(&mut inner, put_change(tenant, record), prepared)?;
+        // Versions past `keep_versions` are gone from the record: their files go too.
+        self.collect_garbage(&inner);
         Ok(Deployed {
             version,
             versions,
@@ -280,6 +282,7 @@ impl ControlPlane {
             live.functions.remove(function);
         }
         self.commit_tenant(&mut inner, tenant, record, next)?;
+        self.collect_garbage(&inner);
         inner.quarantine.remove_function(tenant, function);
         self.count_quarantined(&inner);
         self.metrics.forget_function(tenant, function);

@@ -57,6 +57,11 @@ struct Images {
 }
 
 impl Loader {
+    /// The artifact cache it compiles into.
+    pub(super) fn artifacts(&self) -> &ArtifactCache {
+        &self.artifacts
+    }
+
     pub(super) fn new(runtime: Arc<Runtime>, artifacts: ArtifactCache, metrics: Metrics) -> Loader {
         Loader {
             runtime,

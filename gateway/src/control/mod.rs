@@ -25,6 +25,7 @@ use crate::store::ComponentStore;
 use crate::store::state::{Change, State, StateStore, TenantRecord};
 
 mod functions;
+mod gc;
 mod kv;
 mod loader;
 mod publish;

@@ -134,6 +134,9 @@ impl ControlPlane {
             }
             inner.state = state;
             plane.count_quarantined(&inner);
+            // What earlier runs left: versions dropped before collection existed, other
+            // engines' artifacts.
+            plane.collect_garbage(&inner);
         }
         Ok(plane)
     }

@@ -163,6 +163,7 @@ impl ControlPlane {
             name: name.to_owned(),
         };
         self.commit(&mut inner, change, prepared)?;
+        self.collect_garbage(&inner);
         self.metrics
             .forget_tenant(name, functions.iter().map(String::as_str));
         // Its data goes with it.

@@ -61,6 +61,45 @@ impl ArtifactCache {
         self.dir.join(format!("{sha256}.cwasm"))
     }
 
+    /// The sha256 of every component with an artifact for this engine.
+    pub fn list(&self) -> std::io::Result<Vec<String>> {
+        super::list_named(&self.dir, ".cwasm")
+    }
+
+    /// Removes the artifact of component `sha256` and its digest. A function serving it keeps
+    /// its mapping; only a later load would compile again.
+    pub fn remove(&self, sha256: &str) -> std::io::Result<()> {
+        for path in [self.path_for(sha256), self.digest_path_for(sha256)] {
+            match std::fs::remove_file(path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the artifact directories of other engines (an older wasmtime, other compiler
+    /// settings): this engine can never load them. Returns how many went.
+    pub fn remove_other_engines(&self) -> std::io::Result<usize> {
+        let (Some(parent), Some(mine)) = (self.dir.parent(), self.dir.file_name()) else {
+            return Ok(0);
+        };
+        let entries = match std::fs::read_dir(parent) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+            Err(e) => return Err(e),
+        };
+        let mut removed = 0;
+        for entry in entries {
+            let entry = entry?;
+            if entry.file_name() != mine && entry.file_type()?.is_dir() {
+                std::fs::remove_dir_all(entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
     fn digest_path_for(&self, sha256: &str) -> PathBuf {
         self.dir.join(format!("{sha256}.cwasm.sha256"))
     }
@@ -78,8 +117,8 @@ impl ArtifactCache {
         let digest_path = self.digest_path_for(sha256);
         let mut source = ArtifactSource::Compiled;
         if path.exists() {
-            let loaded = verify(&path, &digest_path)
-                .and_then(|()| load_artifact(runtime.engine(), &path));
+            let loaded =
+                verify(&path, &digest_path).and_then(|()| load_artifact(runtime.engine(), &path));
             match loaded {
                 Ok(component) => return Ok((component, ArtifactSource::Cached)),
                 Err(e) => {

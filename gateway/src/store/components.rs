@@ -76,6 +76,12 @@ impl ComponentStore {
     }
 
     /// Removes component `sha256` (when no version refers to it any more).
+    /// The sha256 of every component stored.
+    pub fn list(&self) -> std::io::Result<Vec<String>> {
+        super::list_named(&self.dir, ".wasm")
+    }
+
+    /// Removes component `sha256`, if it is there.
     pub fn remove(&self, sha256: &str) -> std::io::Result<()> {
         match std::fs::remove_file(self.path_for(sha256)) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),

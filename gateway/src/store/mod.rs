@@ -86,6 +86,25 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// The stems of the files in `dir` named `<stem><suffix>` (none when `dir` is missing).
+fn list_named(dir: &Path, suffix: &str) -> std::io::Result<Vec<String>> {
+    let entries = match fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut stems = Vec::new();
+    for entry in entries {
+        let name = entry?.file_name();
+        if let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(suffix))
+            && !stem.starts_with('.')
+        {
+            stems.push(stem.to_owned());
+        }
+    }
+    Ok(stems)
+}
+
 /// Removes temporary files a crash left in `dir` (from [`write_atomic`]); returns their names
 /// so the caller can report them.
 pub fn remove_stray_temp_files(dir: &Path) -> std::io::Result<Vec<String>> {
