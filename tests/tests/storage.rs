@@ -203,3 +203,108 @@ async fn old_versions_and_deleted_tenants_leave_no_files() {
     assert_eq!(status, 204);
     assert_eq!(stored(&data), (0, 0));
 }
+
+/// Creates API tenant `name` on `name.test` with `kv-counter` on `/`; returns its token.
+async fn counting_tenant(gateway: &TestGateway, operator: &str, name: &str) -> String {
+    let body = json!({"hosts": [format!("{name}.test")]}).to_string();
+    let path = format!("/v1/tenants/{name}");
+    let (status, _) = admin_json(gateway, Method::PUT, &path, operator, body).await;
+    assert_eq!(status, 200);
+    let (status, token) = admin_json(
+        gateway,
+        Method::POST,
+        &format!("/v1/tenants/{name}/tokens"),
+        operator,
+        "",
+    )
+    .await;
+    assert_eq!(status, 201);
+    let counter = std::fs::read(atoll_tests::tenant_wasm("kv_counter")).unwrap();
+    let path = format!("/v1/tenants/{name}/functions/count?route={name}.test/");
+    let (status, _) = support::admin_call(gateway, Method::PUT, &path, operator, counter).await;
+    assert_eq!(status, 201);
+    token["token"].as_str().unwrap().to_owned()
+}
+
+/// The count `kv-counter` answers for `host`.
+async fn count(gateway: &TestGateway, host: &str) -> String {
+    support::get_text(gateway, host, "/visits").await.1
+}
+
+#[tokio::test]
+async fn a_name_made_again_never_sees_the_old_tenants_data_or_tokens() {
+    let mut gateway = TestGateway::start("");
+    let operator = gateway.operator_token();
+    let old_token = counting_tenant(&gateway, &operator, "acme").await;
+    for expected in ["1\n", "2\n", "3\n"] {
+        assert_eq!(count(&gateway, "acme.test").await, expected);
+    }
+    let (status, _) = admin_json(&gateway, Method::DELETE, "/v1/tenants/acme", &operator, "").await;
+    assert_eq!(status, 204);
+    counting_tenant(&gateway, &operator, "acme").await;
+    assert_eq!(count(&gateway, "acme.test").await, "1\n", "a fresh start");
+    let (status, _) = admin_json(&gateway, Method::GET, "/v1/tenants/acme", &old_token, "").await;
+    assert_eq!(status, 401, "the old tenant's token is gone with it");
+
+    // A crash between journaling the deletion and deleting the data: the journal says the
+    // tenant is gone, its data is still there.
+    gateway.restart_after(|data| {
+        let (mut store, mut state) = atoll_gateway::store::state::StateStore::open(data).unwrap();
+        store
+            .record(
+                &mut state,
+                atoll_gateway::store::state::Change::DeleteTenant {
+                    name: "acme".into(),
+                },
+            )
+            .unwrap();
+    });
+    counting_tenant(&gateway, &operator, "acme").await;
+    assert_eq!(
+        count(&gateway, "acme.test").await,
+        "1\n",
+        "never the old data"
+    );
+    // And start-up deleted the orphaned data.
+    gateway.stop();
+    let kv = atoll_gateway::kv::KvStore::open(
+        &gateway.data_dir().join("kv.redb"),
+        atoll_gateway::kv::KvSettings::default(),
+    )
+    .unwrap();
+    let namespaces = kv.namespaces().unwrap();
+    assert_eq!(
+        namespaces.len(),
+        1,
+        "only the new generation's: {namespaces:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_token_of_an_api_tenant_never_opens_a_config_tenant_of_its_name() {
+    let data = tempfile::tempdir().unwrap();
+    let mut gateway = TestGateway::start_with_data_dir("", data.path());
+    let operator = gateway.operator_token();
+    let token = counting_tenant(&gateway, &operator, "shop").await;
+    let (status, _) = admin_json(&gateway, Method::GET, "/v1/tenants/shop/kv", &token, "").await;
+    assert_eq!(status, 200);
+    gateway.stop();
+    drop(gateway);
+    // The config file now defines `shop` itself: it wins, and the API tenant's token is void.
+    let config = r#"
+tenants:
+  shop:
+    hosts: [shop.test]
+    functions:
+      hello: {wasm: "{wasm}/hello.wasm", routes: [shop.test/]}
+"#;
+    let gateway = TestGateway::start_with_data_dir(config, data.path());
+    for path in [
+        "/v1/tenants/shop",
+        "/v1/tenants/shop/kv",
+        "/v1/tenants/shop/functions",
+    ] {
+        let (status, _) = admin_json(&gateway, Method::GET, path, &token, "").await;
+        assert_eq!(status, 401, "{path}");
+    }
+}

@@ -81,10 +81,47 @@ impl ControlPlane {
         Ok(())
     }
 
+    /// The key-value data of served tenant `tenant`: its generation's.
     async fn existing_kv(&self, tenant: &str) -> Result<crate::kv::TenantKv, ControlError> {
-        if !self.has_tenant(tenant).await {
-            return Err(not_found_tenant(tenant));
+        let inner = self.inner.lock().await;
+        let live = inner
+            .live
+            .get(tenant)
+            .ok_or_else(|| not_found_tenant(tenant))?;
+        let namespace = match (live.origin, inner.state.tenants.get(tenant)) {
+            (super::Origin::Api, Some(record)) => record.kv_namespace(tenant),
+            _ => tenant.to_owned(),
+        };
+        Ok(crate::kv::TenantKv::new(self.kv.clone(), &namespace))
+    }
+
+    /// Deletes the key-value data of generations no tenant has (a crash came between deleting
+    /// a tenant and deleting its data). Data under a bare name (config tenants, tenants older
+    /// than generations) is never touched here. Blocking: call it at start-up.
+    pub(super) fn collect_kv_garbage(&self, inner: &super::Inner) {
+        let kept: std::collections::HashSet<String> = inner
+            .state
+            .tenants
+            .iter()
+            .map(|(name, record)| record.kv_namespace(name))
+            .collect();
+        let namespaces = match self.kv.namespaces() {
+            Ok(namespaces) => namespaces,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing key-value namespaces failed");
+                return;
+            }
+        };
+        for namespace in namespaces {
+            if namespace.contains('@') && !kept.contains(&namespace) {
+                match self.kv.delete_tenant(&namespace) {
+                    Ok(()) => tracing::info!(
+                        namespace = namespace.as_str(),
+                        "deleted the key-value data of a tenant deleted before a crash"
+                    ),
+                    Err(e) => tracing::warn!(error = %e, "deleting orphaned key-value data failed"),
+                }
+            }
         }
-        Ok(crate::kv::TenantKv::new(self.kv.clone(), tenant))
     }
 }

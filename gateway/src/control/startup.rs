@@ -68,7 +68,7 @@ impl ControlPlane {
         for (name, tenant) in &plane.config.tenants {
             let tenant_arc = Arc::new(
                 plane
-                    .build_tenant(name, &tenant.definition)
+                    .build_tenant(name, &tenant.definition, name)
                     .map_err(|e| anyhow::anyhow!("tenants.{name}.{e}"))?,
             );
             let mut functions = BTreeMap::new();
@@ -137,6 +137,7 @@ impl ControlPlane {
             // What earlier runs left: versions dropped before collection existed, other
             // engines' artifacts.
             plane.collect_garbage(&inner);
+            plane.collect_kv_garbage(&inner);
         }
         Ok(plane)
     }

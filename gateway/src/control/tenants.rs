@@ -30,14 +30,16 @@ impl ControlPlane {
             &record.outbound_allow,
             (&self.config.limits, &self.config.pool),
         )?;
-        self.build_tenant(name, &definition)
+        self.build_tenant(name, &definition, &record.kv_namespace(name))
     }
 
     /// The tenant the registry serves for `definition`, from the config file or the API alike.
+    /// Its key-value data is `kv_namespace`'s.
     pub(super) fn build_tenant(
         &self,
         name: &str,
         definition: &TenantDefinition,
+        kv_namespace: &str,
     ) -> Result<Tenant, Invalid> {
         let allow = AllowList::parse(&definition.outbound_allow).map_err(|why| Invalid {
             field: Field::Outbound,
@@ -51,12 +53,13 @@ impl ControlPlane {
             self.tenant_outbound(name, allow),
             self.config.response_body.0,
             self.config.cache,
-            Some(self.tenant_kv(name)),
+            Some(self.tenant_kv(kv_namespace)),
         ))
     }
 
-    pub(super) fn tenant_kv(&self, name: &str) -> Arc<TenantKv> {
-        Arc::new(TenantKv::new(self.kv.clone(), name))
+    /// The key-value data of `namespace` ([`TenantRecord::kv_namespace`]).
+    pub(super) fn tenant_kv(&self, namespace: &str) -> Arc<TenantKv> {
+        Arc::new(TenantKv::new(self.kv.clone(), namespace))
     }
 
     pub(super) fn tenant_outbound(&self, name: &str, allow: AllowList) -> Arc<TenantOutbound> {
@@ -84,7 +87,10 @@ impl ControlPlane {
                 "tenant `{name}` is defined in the config file; change it there"
             )));
         }
-        let mut record = Self::record_of(&inner, name);
+        let mut record = match inner.state.tenants.get(name) {
+            Some(record) => record.clone(),
+            None => TenantRecord::created(),
+        };
         record.hosts = spec.hosts.clone();
         record.limits = spec.limits.clone();
         record.outbound_allow = spec.outbound.allow.clone();
@@ -152,12 +158,8 @@ impl ControlPlane {
     pub async fn delete_tenant(&self, name: &str) -> Result<(), ControlError> {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, name)?;
-        let functions: Vec<String> = inner
-            .state
-            .tenants
-            .get(name)
-            .map(|t| t.functions.keys().cloned().collect())
-            .unwrap_or_default();
+        let record = inner.state.tenants.get(name).cloned().unwrap_or_default();
+        let functions: Vec<String> = record.functions.keys().cloned().collect();
         let prepared = self.prepare(&inner, name, None)?;
         let change = Change::DeleteTenant {
             name: name.to_owned(),
@@ -166,8 +168,9 @@ impl ControlPlane {
         self.collect_garbage(&inner);
         self.metrics
             .forget_tenant(name, functions.iter().map(String::as_str));
-        // Its data goes with it.
-        self.tenant_kv(name)
+        // Its data goes with it. A crash before this line leaves the data of a generation no
+        // tenant has; start-up deletes it (`collect_kv_garbage`).
+        self.tenant_kv(&record.kv_namespace(name))
             .run(|store, tenant| store.delete_tenant(tenant))
             .await
             .map_err(|e| {
@@ -201,6 +204,15 @@ impl ControlPlane {
     ) -> Option<Caller> {
         let inner = self.inner.lock().await;
         crate::auth::identify(token, operator, |tenant| {
+            // A config tenant has no tokens: the record of an API tenant it shadows (same name,
+            // ignored since the config file wins) must not open it.
+            if inner
+                .live
+                .get(tenant)
+                .is_some_and(|t| t.origin == Origin::Config)
+            {
+                return None;
+            }
             inner
                 .state
                 .tenants

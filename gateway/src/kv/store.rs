@@ -376,6 +376,18 @@ impl KvStore {
         usage_of(&txn.open_table(USAGE).map_err(storage)?, tenant)
     }
 
+    /// Every namespace that holds data.
+    pub fn namespaces(&self) -> Result<Vec<String>, KvError> {
+        let txn = self.db.begin_read().map_err(storage)?;
+        let table = txn.open_table(USAGE).map_err(storage)?;
+        let mut names = Vec::new();
+        for entry in table.iter().map_err(storage)? {
+            let (name, _) = entry.map_err(storage)?;
+            names.push(name.value().to_owned());
+        }
+        Ok(names)
+    }
+
     /// Deletes everything `tenant` holds (the tenant was deleted).
     pub fn delete_tenant(&self, tenant: &str) -> Result<(), KvError> {
         let txn = self.db.begin_write().map_err(storage)?;

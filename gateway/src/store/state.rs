@@ -63,6 +63,37 @@ pub struct TenantRecord {
     /// sha256 hashes of its tokens (the tokens themselves are never stored).
     #[serde(default)]
     pub token_hashes: Vec<String>,
+    /// Who this tenant is, beyond its name: random, given when it is created. Its key-value
+    /// data is kept under it, so a tenant deleted and made again under the same name starts
+    /// empty, even if a crash came between the deletion and the removal of the old data.
+    /// Empty for tenants made before generations existed (their data is under their name).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub generation: String,
+}
+
+impl TenantRecord {
+    /// A new tenant's record: empty, with a generation of its own.
+    pub fn created() -> TenantRecord {
+        TenantRecord {
+            generation: hex::encode(rand::random::<[u8; 16]>()),
+            ..TenantRecord::default()
+        }
+    }
+
+    /// The key-value namespace of tenant `name` in this generation.
+    pub fn kv_namespace(&self, name: &str) -> String {
+        kv_namespace(name, &self.generation)
+    }
+}
+
+/// The key-value namespace of tenant `name` in `generation` (its name alone for config tenants
+/// and tenants older than generations).
+pub fn kv_namespace(name: &str, generation: &str) -> String {
+    if generation.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{name}@{generation}")
+    }
 }
 
 /// A function's versions and routes.
@@ -509,6 +540,7 @@ mod tests {
                 outbound_allow: vec![],
                 functions,
                 token_hashes: vec!["bb".repeat(32)],
+                generation: "cc".repeat(16),
             },
         );
         State { tenants }
