@@ -308,3 +308,48 @@ tenants:
         assert_eq!(status, 401, "{path}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_deploys_of_identical_bytes_all_land_whole() {
+    let gateway = TestGateway::start("");
+    let operator = gateway.operator_token();
+    let bytes = distinct(
+        &std::fs::read(atoll_tests::tenant_wasm("hello")).unwrap(),
+        7,
+    );
+    let names: Vec<String> = (0..6).map(|i| format!("t{i}")).collect();
+    for name in &names {
+        let body = json!({"hosts": [format!("{name}.test")]}).to_string();
+        let path = format!("/v1/tenants/{name}");
+        assert_eq!(
+            admin_json(&gateway, Method::PUT, &path, &operator, body)
+                .await
+                .0,
+            200
+        );
+    }
+    let paths: Vec<String> = names
+        .iter()
+        .map(|name| format!("/v1/tenants/{name}/functions/f?route={name}.test/"))
+        .collect();
+    let deploys: Vec<_> = paths
+        .iter()
+        .map(|path| support::admin_call(&gateway, Method::PUT, path, &operator, bytes.clone()))
+        .collect();
+    for (status, body) in futures::future::join_all(deploys).await {
+        assert!(
+            status == 201 || status == 409,
+            "{status} {}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    // One file, whole, and every tenant serves it.
+    let sha = atoll_gateway::store::content_hash(&bytes);
+    let stored = std::fs::read(gateway.data_dir().join(format!("components/{sha}.wasm"))).unwrap();
+    assert_eq!(stored, bytes);
+    assert_eq!(self::stored(gateway.data_dir()).0, 1);
+    for name in &names {
+        let (status, text) = support::get_text(&gateway, &format!("{name}.test"), "/").await;
+        assert_eq!(status, 200, "{name}: {text}");
+    }
+}
