@@ -51,7 +51,14 @@ pub fn router(state: AdminState) -> Router {
             "/v1/tenants/{tenant}",
             put(put_tenant).get(get_tenant).delete(delete_tenant),
         )
-        .route("/v1/tenants/{tenant}/tokens", post(create_token))
+        .route(
+            "/v1/tenants/{tenant}/tokens",
+            post(create_token).get(list_tokens),
+        )
+        .route(
+            "/v1/tenants/{tenant}/tokens/{id}",
+            axum::routing::delete(revoke_token),
+        )
         .route("/v1/tenants/{tenant}/functions", get(list_functions))
         .route(
             "/v1/tenants/{tenant}/functions/{function}",
@@ -328,6 +335,23 @@ async fn create_token(
 ) -> Result<Response, AdminError> {
     let token = state.control.create_token(&tenant).await?;
     Ok((StatusCode::CREATED, axum::Json(json!({ "token": token }))).into_response())
+}
+
+async fn list_tokens(
+    ForTenant { tenant, .. }: ForTenant,
+    State(state): State<AdminState>,
+) -> Result<Response, AdminError> {
+    let tokens = state.control.tokens(&tenant).await?;
+    Ok(axum::Json(json!({ "tokens": tokens })).into_response())
+}
+
+async fn revoke_token(
+    ForTenant { tenant, .. }: ForTenant,
+    State(state): State<AdminState>,
+    Path((_, id)): Path<(String, String)>,
+) -> Result<Response, AdminError> {
+    state.control.revoke_token(&tenant, &id).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// The `route` values of a query string (`?route=/a&route=b.test/c`), percent-decoded.

@@ -231,6 +231,66 @@ async fn deploys_are_checked_before_anything_is_stored() {
 }
 
 #[tokio::test]
+async fn tokens_are_listed_without_secrets_and_revoked_at_once() {
+    let admin = Admin::new();
+    let first = admin.tenant_token("acme").await;
+    let operator = Some(admin.operator.as_str());
+    let (status, json) = admin
+        .call("POST", "/v1/tenants/acme/tokens", operator, "")
+        .await;
+    assert_eq!(status, 201);
+    let second = json["token"].as_str().unwrap().to_owned();
+    let (status, _) = admin
+        .call("GET", "/v1/tenants/acme/functions", Some(&first), "")
+        .await;
+    assert_eq!(status, 200);
+    let (status, json) = admin
+        .call("GET", "/v1/tenants/acme/tokens", Some(&second), "")
+        .await;
+    assert_eq!(status, 200);
+    let tokens = json["tokens"].as_array().unwrap();
+    assert_eq!(tokens.len(), 2);
+    let text = json.to_string();
+    assert!(
+        !text.contains(&first[4..]) && !text.contains(&second[4..]),
+        "{text}"
+    );
+    assert!(
+        tokens.iter().all(|t| t["created"].as_u64().is_some()),
+        "{text}"
+    );
+    assert!(
+        tokens
+            .iter()
+            .filter(|t| t["last_used"].as_u64().is_some())
+            .count()
+            >= 1,
+        "{text}"
+    );
+    // Revoke the first (by its id: the one used before the second was made).
+    let id = tokens[0]["id"].as_str().unwrap();
+    let path = format!("/v1/tenants/acme/tokens/{id}");
+    let (status, _) = admin.call("DELETE", &path, Some(&second), "").await;
+    assert_eq!(status, 204);
+    let (status, _) = admin
+        .call("GET", "/v1/tenants/acme/functions", Some(&first), "")
+        .await;
+    assert_eq!(status, 401, "a revoked token is refused at once");
+    let (status, _) = admin
+        .call("GET", "/v1/tenants/acme/functions", Some(&second), "")
+        .await;
+    assert_eq!(status, 200, "the other still works");
+    let (status, _) = admin.call("DELETE", &path, operator, "").await;
+    assert_eq!(status, 404);
+    // Another tenant may neither list nor revoke acme's.
+    let globex = admin.tenant_token("globex").await;
+    let (status, _) = admin
+        .call("GET", "/v1/tenants/acme/tokens", Some(&globex), "")
+        .await;
+    assert_eq!(status, 403);
+}
+
+#[tokio::test]
 async fn key_value_calls_go_through_the_control_plane() {
     let admin = Admin::new();
     let acme = admin.tenant_token("acme").await;

@@ -40,7 +40,7 @@ use self::quarantine::Quarantine;
 pub use self::quarantine::Quarantined;
 
 pub use self::kv::KvPage;
-pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec};
+pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec, TokenView};
 
 /// Why a change was refused. `admin` maps each to its status in one place.
 #[derive(Debug, thiserror::Error)]
@@ -194,6 +194,8 @@ struct Inner {
     functions_served: usize,
     /// What start-up could not load from `state`.
     quarantine: Quarantine,
+    /// When each tenant token (`tenant/id`) was last used, since this start.
+    token_last_used: std::collections::HashMap<String, std::time::SystemTime>,
 }
 
 /// The control plane of one gateway.
@@ -254,7 +256,7 @@ impl ControlPlane {
                 .values()
                 .map(|f| Holdings::config_bytes_of(&f.config))
                 .sum(),
-            tokens: record.token_hashes.len(),
+            tokens: record.token_list().count(),
         }
     }
 

@@ -61,6 +61,7 @@ impl ControlPlane {
                 live: BTreeMap::new(),
                 functions_served: 0,
                 quarantine: Quarantine::default(),
+                token_last_used: Default::default(),
             }),
             config,
         };

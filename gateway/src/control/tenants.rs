@@ -9,11 +9,12 @@ use crate::definition::{Field, Invalid, TenantDefinition, check_route};
 use crate::kv::TenantKv;
 use crate::outbound::{AllowList, TenantOutbound};
 use crate::registry::Tenant;
-use crate::store::state::{Change, TenantRecord};
+use crate::store::state::{Change, TenantRecord, TokenRecord};
 
 use super::view::describe;
 use super::{
-    ControlError, ControlPlane, LiveTenant, Origin, TenantSpec, not_found_tenant, put_change,
+    ControlError, ControlPlane, LiveTenant, Origin, TenantSpec, TokenView, not_found_tenant,
+    put_change,
 };
 
 impl ControlPlane {
@@ -190,7 +191,14 @@ impl ControlPlane {
         self.api_tenant(&inner, tenant)?;
         let token = crate::auth::new_tenant_token(tenant);
         let mut record = Self::record_of(&inner, tenant);
-        record.token_hashes.push(crate::auth::token_hash(&token));
+        let created = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        record.tokens.push(TokenRecord {
+            id: hex::encode(rand::random::<[u8; 8]>()),
+            hash: crate::auth::token_hash(&token),
+            created,
+        });
         Self::holdings(&record).check(&record.limits.over(&self.config.limits))?;
         self.save(&mut inner, put_change(tenant, record))?;
         Ok(token)
@@ -202,22 +210,63 @@ impl ControlPlane {
         token: &str,
         operator: &crate::auth::OperatorToken,
     ) -> Option<Caller> {
+        if operator.matches(token) {
+            return Some(Caller::Operator);
+        }
+        let tenant = crate::auth::token_tenant(token)?;
+        let hash = crate::auth::token_hash(token);
+        let mut inner = self.inner.lock().await;
+        // A config tenant has no tokens: the record of an API tenant it shadows (same name,
+        // ignored since the config file wins) must not open it.
+        if inner
+            .live
+            .get(tenant)
+            .is_some_and(|t| t.origin == Origin::Config)
+        {
+            return None;
+        }
+        let id = inner.state.tenants.get(tenant)?.token_id_of(&hash)?;
+        inner
+            .token_last_used
+            .insert(format!("{tenant}/{id}"), std::time::SystemTime::now());
+        Some(Caller::Tenant(tenant.to_owned()))
+    }
+
+    /// Tenant `tenant`'s tokens: ids, when made and when last used (since this start); never
+    /// the secrets.
+    pub async fn tokens(&self, tenant: &str) -> Result<Vec<TokenView>, ControlError> {
         let inner = self.inner.lock().await;
-        crate::auth::identify(token, operator, |tenant| {
-            // A config tenant has no tokens: the record of an API tenant it shadows (same name,
-            // ignored since the config file wins) must not open it.
-            if inner
-                .live
-                .get(tenant)
-                .is_some_and(|t| t.origin == Origin::Config)
-            {
-                return None;
-            }
-            inner
-                .state
-                .tenants
-                .get(tenant)
-                .map(|t| t.token_hashes.as_slice())
-        })
+        let record = self.api_tenant(&inner, tenant)?;
+        let unix = |t: std::time::SystemTime| {
+            t.duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs())
+        };
+        Ok(record
+            .token_list()
+            .map(|(id, _, created)| TokenView {
+                last_used: inner
+                    .token_last_used
+                    .get(&format!("{tenant}/{id}"))
+                    .copied()
+                    .map(unix),
+                id,
+                created,
+            })
+            .collect())
+    }
+
+    /// Revokes token `id` of `tenant`: the next request with it gets 401.
+    pub async fn revoke_token(&self, tenant: &str, id: &str) -> Result<(), ControlError> {
+        let mut inner = self.inner.lock().await;
+        self.api_tenant(&inner, tenant)?;
+        let mut record = Self::record_of(&inner, tenant);
+        if !record.revoke_token(id) {
+            return Err(ControlError::NotFound(format!(
+                "tenant `{tenant}` has no token `{id}`"
+            )));
+        }
+        self.save(&mut inner, put_change(tenant, record))?;
+        inner.token_last_used.remove(&format!("{tenant}/{id}"));
+        Ok(())
     }
 }

@@ -31,6 +31,17 @@ pub struct OutboundSpec {
     pub allow: Vec<String>,
 }
 
+/// A tenant token as the admin API lists it: never its secret.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct TokenView {
+    /// Its id, for `DELETE /v1/tenants/{t}/tokens/{id}`.
+    pub id: String,
+    /// When it was made (seconds since the Unix epoch); `null` for tokens older than ids.
+    pub created: Option<u64>,
+    /// When it was last used since the gateway started (seconds since the Unix epoch).
+    pub last_used: Option<u64>,
+}
+
 /// A function as the admin API describes it.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct FunctionView {

@@ -60,9 +60,12 @@ pub struct TenantRecord {
     /// Its functions by name.
     #[serde(default)]
     pub functions: BTreeMap<String, FunctionRecord>,
-    /// sha256 hashes of its tokens (the tokens themselves are never stored).
-    #[serde(default)]
+    /// sha256 hashes of tokens made before tokens had ids (listed with an id from their hash).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub token_hashes: Vec<String>,
+    /// Its API tokens: ids, hashes (the tokens themselves are never stored), when made.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tokens: Vec<TokenRecord>,
     /// Who this tenant is, beyond its name: random, given when it is created. Its key-value
     /// data is kept under it, so a tenant deleted and made again under the same name starts
     /// empty, even if a crash came between the deletion and the removal of the old data.
@@ -71,7 +74,56 @@ pub struct TenantRecord {
     pub generation: String,
 }
 
+/// One API token of a tenant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TokenRecord {
+    /// Its public id, for listing and revoking.
+    pub id: String,
+    /// The sha256 of the token, as hex.
+    pub hash: String,
+    /// When it was made, in seconds since the Unix epoch.
+    pub created: u64,
+}
+
 impl TenantRecord {
+    /// Every token's `(id, hash, created)`: ids of tokens older than ids are made from their
+    /// hash, and their creation time is unknown.
+    pub fn token_list(&self) -> impl Iterator<Item = (String, &str, Option<u64>)> {
+        let legacy = self.token_hashes.iter().map(|hash| {
+            (
+                format!("legacy-{}", &hash[..hash.len().min(12)]),
+                hash.as_str(),
+                None,
+            )
+        });
+        let current = self
+            .tokens
+            .iter()
+            .map(|t| (t.id.clone(), t.hash.as_str(), Some(t.created)));
+        legacy.chain(current)
+    }
+
+    /// The id of the token whose sha256 is `hash`, compared in constant time.
+    pub fn token_id_of(&self, hash: &str) -> Option<String> {
+        let mut found = None;
+        for (id, stored, _) in self.token_list() {
+            if crate::auth::constant_time_eq(stored.as_bytes(), hash.as_bytes()) {
+                found = Some(id);
+            }
+        }
+        found
+    }
+
+    /// Removes token `id`; whether it was there.
+    pub fn revoke_token(&mut self, id: &str) -> bool {
+        let before = self.tokens.len() + self.token_hashes.len();
+        self.tokens.retain(|t| t.id != id);
+        self.token_hashes
+            .retain(|hash| format!("legacy-{}", &hash[..hash.len().min(12)]) != id);
+        before != self.tokens.len() + self.token_hashes.len()
+    }
+
     /// A new tenant's record: empty, with a generation of its own.
     pub fn created() -> TenantRecord {
         TenantRecord {
@@ -540,6 +592,7 @@ mod tests {
                 outbound_allow: vec![],
                 functions,
                 token_hashes: vec!["bb".repeat(32)],
+                tokens: vec![],
                 generation: "cc".repeat(16),
             },
         );
