@@ -160,7 +160,7 @@ impl ControlPlane {
             .functions
             .entry(function.to_owned())
             .or_insert_with(|| FunctionRecord::new(loaded.version.clone(), vec![]));
-        function_record.deploy(loaded.version.clone(), self.config.keep_versions);
+        let dropped = function_record.deploy(loaded.version.clone(), self.config.keep_versions);
         function_record.routes = route_texts.clone();
         let versions = function_record.versions.clone();
         let config = function_record.config.clone();
@@ -178,7 +178,9 @@ impl ControlPlane {
             .map_err(|e| storage_error("storing the component".to_owned(), &e))?;
         self.commit(&mut inner, put_change(tenant, record), prepared)?;
         // Versions past `keep_versions` are gone from the record: their files go too.
-        self.collect_garbage(&inner);
+        if !dropped.is_empty() {
+            self.collect_garbage(&inner);
+        }
         Ok(Deployed {
             version,
             versions,

@@ -6,8 +6,8 @@
 //!    (lock-free);
 //! 3. **answer**, by what the route leads to:
 //!    - the tenant's cache, when it holds a fresh response ([`cached`]);
-//!    - a function ([`function`]): admit, read the body under its cap, invoke the guest with
-//!      `http` crate types, write its response;
+//!    - a function ([`function`]): the rate, the body read under its cap, a concurrency slot,
+//!      then the guest invoked with `http` crate types and its response written;
 //!    - an origin ([`origin`]): admit, then Pingora proxies it (`upstream_peer`,
 //!      `upstream_request_filter`, `response_filter`, `response_body_filter`);
 //!    - nothing: 404 `no_route`.

@@ -119,8 +119,7 @@ impl TenantRecord {
     pub fn revoke_token(&mut self, id: &str) -> bool {
         let before = self.tokens.len() + self.token_hashes.len();
         self.tokens.retain(|t| t.id != id);
-        self.token_hashes
-            .retain(|hash| format!("legacy-{}", &hash[..hash.len().min(12)]) != id);
+        self.token_hashes.retain(|hash| legacy_token_id(hash) != id);
         before != self.tokens.len() + self.token_hashes.len()
     }
 
@@ -136,6 +135,11 @@ impl TenantRecord {
     pub fn kv_namespace(&self, name: &str) -> String {
         kv_namespace(name, &self.generation)
     }
+}
+
+/// The id listed for a token made before tokens had ids: from its hash.
+fn legacy_token_id(hash: &str) -> String {
+    format!("legacy-{}", &hash[..hash.len().min(12)])
 }
 
 /// The key-value namespace of tenant `name` in `generation` (its name alone for config tenants
