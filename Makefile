@@ -3,6 +3,7 @@
 # running as root) and the wasm32-wasip2 target.
 
 CARGO ?= cargo
+# Always tenants/target, whatever CARGO_TARGET_DIR says: tests and configs read the components there.
 TENANTS_OUT := tenants/target/wasm32-wasip2/release
 ATOLL := target/debug/atoll
 
@@ -63,7 +64,7 @@ setup:
 	@scripts/setup.sh
 
 tenants:
-	cd tenants && $(CARGO) build --release
+	cd tenants && CARGO_TARGET_DIR=target $(CARGO) build --release
 
 build:
 	$(CARGO) build -p atoll-gateway --bin atoll
