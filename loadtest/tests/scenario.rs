@@ -10,7 +10,11 @@ fn repo() -> &'static Path {
 }
 
 fn atoll() -> PathBuf {
-    let atoll = repo().join("target/debug/atoll");
+    // Where cargo put the workspace's binaries: `CARGO_TARGET_DIR` when set, else `target/`.
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target"));
+    let atoll = target.join("debug/atoll");
     assert!(
         atoll.exists(),
         "{} is missing: `cargo test --workspace` (make test) builds it",
