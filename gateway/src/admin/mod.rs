@@ -170,11 +170,17 @@ const DRAIN_FACTOR: u64 = 4;
 const UNAUTHENTICATED_DRAIN: u64 = 1 << 20;
 
 /// Reads a body of at most `limit` bytes, within [`listener::BODY_TIMEOUT`]. A larger one is
-/// refused with 413: at once when its declared length says so, else once it passes the limit
-/// (what follows is drained, never kept, up to four times the limit).
+/// refused with 413 once it passes the limit, or at once when its declared length says so. What
+/// a client is still sending is drained, never kept, up to four times the limit, so that it reads
+/// the 413 instead of a broken pipe; a body declared larger than that is not read at all.
 async fn read_body(body: Body, limit: u64) -> Result<bytes::Bytes, AdminError> {
     use http_body::Body as _;
-    if body.size_hint().lower() > limit {
+    let declared = body.size_hint().lower();
+    if declared > limit {
+        let drain_limit = limit.saturating_mul(DRAIN_FACTOR);
+        if declared <= drain_limit {
+            drain(body, drain_limit).await;
+        }
         return Err(AdminError::TooLarge(limit));
     }
     match tokio::time::timeout(listener::BODY_TIMEOUT, collect(body, limit)).await {
