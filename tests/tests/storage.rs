@@ -353,3 +353,55 @@ async fn concurrent_deploys_of_identical_bytes_all_land_whole() {
         assert_eq!(status, 200, "{name}: {text}");
     }
 }
+
+/// A value of `len` bytes of `byte`.
+fn value(byte: u8, len: usize) -> Vec<(String, Vec<u8>)> {
+    vec![(format!("key-{byte}"), vec![byte; len])]
+}
+
+#[test]
+fn the_key_value_store_reopens_after_a_full_disk_and_serves_without_a_restart() {
+    use atoll_gateway::kv::{KvError, KvSettings, KvStore};
+    let Some(disk) = SmallDisk::mount("4m") else {
+        return;
+    };
+    let store = KvStore::open(&disk.path().join("kv.redb"), KvSettings::default()).unwrap();
+    store.set_many("acme", "b", &value(0, 100)).unwrap();
+    store.set_many("beta", "b", &value(0, 100)).unwrap();
+
+    // Full: a write that needs new space is refused as such, and none of it is kept.
+    let filler = fill(disk.path());
+    let refused = (1..=16u8)
+        .map(|n| (n, store.set_many("acme", "b", &value(n, 256 << 10))))
+        .find(|(_, result)| result.is_err());
+    let Some((n, Err(error))) = refused else {
+        panic!("a full disk took every write");
+    };
+    assert!(
+        matches!(error, KvError::DiskFull(_) | KvError::Io(_)),
+        "{error:?}"
+    );
+
+    // Space again: every tenant's calls are served without reopening by hand, the refused
+    // write is not there, and the next write lands.
+    std::fs::remove_file(filler).unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let old = loop {
+        match store.get("beta", "b", "key-0") {
+            Ok(found) => break found,
+            Err(e) if std::time::Instant::now() < deadline => {
+                assert!(matches!(e, KvError::Io(_) | KvError::DiskFull(_)), "{e:?}");
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("still failing after 10 s: {e:?}"),
+        }
+    };
+    assert_eq!(old, Some(vec![0; 100]));
+    assert_eq!(store.get("acme", "b", "key-0").unwrap(), Some(vec![0; 100]));
+    assert_eq!(store.get("acme", "b", &format!("key-{n}")).unwrap(), None);
+    store.set_many("acme", "b", &value(200, 100)).unwrap();
+    assert_eq!(
+        store.get("acme", "b", "key-200").unwrap(),
+        Some(vec![200; 100])
+    );
+}

@@ -20,6 +20,7 @@ impl From<KvError> for ControlError {
     fn from(e: KvError) -> Self {
         match e {
             KvError::Invalid(why) => invalid("bad_request", why),
+            KvError::DiskFull(why) => ControlError::StorageFull(format!("key-value data: {why}")),
             other => ControlError::Storage(other.to_string()),
         }
     }

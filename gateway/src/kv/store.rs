@@ -2,8 +2,15 @@
 //! their own namespace (the tenant's name and the bucket's prefix every key), with per-tenant
 //! quotas on keys and bytes kept in the same transactions as the data. Every write is
 //! committed durably before it returns. Blocking: call from a blocking thread.
+//!
+//! After an I/O error (a full disk, say) redb refuses every later call until it is reopened; the
+//! store answers the failed call with [`KvError::DiskFull`] or [`KvError::Io`], closes the
+//! database and opens it again at once (and at most once a second while that keeps failing), so
+//! the other calls of every tenant are served again as soon as the disk is.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use redb::{Database, ReadableTable, TableDefinition};
 
@@ -66,14 +73,42 @@ pub enum KvError {
     /// The database failed.
     #[error("storage: {0}")]
     Storage(String),
+    /// The disk is full; nothing was written, and the database is being reopened.
+    #[error("the disk is full: {0}")]
+    DiskFull(String),
+    /// The disk failed (or failed before and the database is not yet reopened); nothing was
+    /// written.
+    #[error("storage I/O: {0}")]
+    Io(String),
     /// The caller has no key-value namespace (a guest run outside any tenant).
     #[error("key-value access is not enabled")]
     Disabled,
 }
 
-fn storage(e: impl std::fmt::Display) -> KvError {
-    KvError::Storage(e.to_string())
+/// Classifies a database error: the disk's own errors (after which redb must be reopened) apart
+/// from the rest.
+fn storage(e: impl Into<redb::Error>) -> KvError {
+    match e.into() {
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::StorageFull => {
+            KvError::DiskFull(io.to_string())
+        }
+        redb::Error::Io(io) => KvError::Io(io.to_string()),
+        redb::Error::PreviousIo => {
+            KvError::Io("an earlier I/O error closed the database; it is being reopened".into())
+        }
+        other => KvError::Storage(other.to_string()),
+    }
 }
+
+impl KvError {
+    /// Whether the database must be reopened before it serves again.
+    fn needs_reopen(&self) -> bool {
+        matches!(self, KvError::DiskFull(_) | KvError::Io(_))
+    }
+}
+
+/// The least time between two attempts to reopen the database while they keep failing.
+const REOPEN_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A tenant's usage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -124,7 +159,12 @@ impl Usage {
 
 /// The database.
 pub struct KvStore {
-    db: Database,
+    path: PathBuf,
+    /// The open database; `None` while a reopen after an I/O error has not yet succeeded. Every
+    /// call holds the read side for its one transaction; only a reopen takes the write side.
+    db: RwLock<Option<Database>>,
+    /// When the database was last reopened (or tried to be).
+    last_reopen: Mutex<Option<Instant>>,
     settings: KvSettings,
 }
 
@@ -186,17 +226,77 @@ fn check_key(key: &str) -> Result<(), KvError> {
     Ok(())
 }
 
+/// Opens (or creates) the database at `path`, private to the gateway's user, with its tables.
+fn open_database(path: &Path) -> Result<Database, KvError> {
+    let db = Database::create(path).map_err(storage)?;
+    // Tenants' data: readable by the gateway's user only.
+    crate::store::make_private(path).map_err(storage)?;
+    let txn = db.begin_write().map_err(storage)?;
+    txn.open_table(DATA).map_err(storage)?;
+    txn.open_table(USAGE).map_err(storage)?;
+    txn.commit().map_err(storage)?;
+    Ok(db)
+}
+
 impl KvStore {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path, settings: KvSettings) -> Result<KvStore, KvError> {
-        let db = Database::create(path).map_err(storage)?;
-        // Tenants' data: readable by the gateway's user only.
-        crate::store::make_private(path).map_err(storage)?;
-        let txn = db.begin_write().map_err(storage)?;
-        txn.open_table(DATA).map_err(storage)?;
-        txn.open_table(USAGE).map_err(storage)?;
-        txn.commit().map_err(storage)?;
-        Ok(KvStore { db, settings })
+        let db = open_database(path)?;
+        Ok(KvStore {
+            path: path.to_owned(),
+            db: RwLock::new(Some(db)),
+            last_reopen: Mutex::new(None),
+            settings,
+        })
+    }
+
+    /// Runs `op` on the open database. An I/O error closes and reopens it (see the module doc);
+    /// the call that met it gets the error.
+    fn with_db<R>(&self, op: impl FnOnce(&Database) -> Result<R, KvError>) -> Result<R, KvError> {
+        let result = {
+            let db = self.db.read().unwrap_or_else(PoisonError::into_inner);
+            match db.as_ref() {
+                Some(db) => op(db),
+                None => Err(KvError::Io(
+                    "the database is closed after an I/O error and not yet reopened".into(),
+                )),
+            }
+        };
+        if let Err(e) = &result
+            && e.needs_reopen()
+        {
+            self.reopen();
+        }
+        result
+    }
+
+    /// Closes the database and opens it again, unless that was tried in the last
+    /// [`REOPEN_INTERVAL`] (calls failing together reopen it once). A failure leaves it closed
+    /// until the next attempt.
+    fn reopen(&self) {
+        let mut db = self.db.write().unwrap_or_else(PoisonError::into_inner);
+        {
+            let mut last = self
+                .last_reopen
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let now = Instant::now();
+            if last.is_some_and(|at| now.duration_since(at) < REOPEN_INTERVAL) {
+                return;
+            }
+            *last = Some(now);
+        }
+        // redb holds a lock on the file: the old handle goes before the new one opens.
+        *db = None;
+        match open_database(&self.path) {
+            Ok(reopened) => {
+                tracing::warn!(path = %self.path.display(), "key-value database reopened after an I/O error");
+                *db = Some(reopened);
+            }
+            Err(e) => {
+                tracing::error!(path = %self.path.display(), error = %e, "key-value database could not be reopened; calls fail until it is");
+            }
+        }
     }
 
     /// The limits.
@@ -206,12 +306,14 @@ impl KvStore {
 
     /// The value of `key`, if set.
     pub fn get(&self, tenant: &str, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(DATA).map_err(storage)?;
-        let value = table
-            .get(full_key(tenant, bucket, key).as_slice())
-            .map_err(storage)?;
-        Ok(value.map(|v| v.value().to_vec()))
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(DATA).map_err(storage)?;
+            let value = table
+                .get(full_key(tenant, bucket, key).as_slice())
+                .map_err(storage)?;
+            Ok(value.map(|v| v.value().to_vec()))
+        })
     }
 
     /// Sets each key to its value, all or none, within the tenant's quota.
@@ -251,19 +353,21 @@ impl KvStore {
         tenant: &str,
         change: impl FnOnce(&mut DataTable<'_>, &mut Usage) -> Result<R, KvError>,
     ) -> Result<R, KvError> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        let result = {
-            let mut data = txn.open_table(DATA).map_err(storage)?;
-            let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
-            let mut usage = usage_of(&usage_table, tenant)?;
-            let result = change(&mut data, &mut usage)?;
-            usage_table
-                .insert(tenant, usage.encode().as_slice())
-                .map_err(storage)?;
-            result
-        };
-        txn.commit().map_err(storage)?;
-        Ok(result)
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(storage)?;
+            let result = {
+                let mut data = txn.open_table(DATA).map_err(storage)?;
+                let mut usage_table = txn.open_table(USAGE).map_err(storage)?;
+                let mut usage = usage_of(&usage_table, tenant)?;
+                let result = change(&mut data, &mut usage)?;
+                usage_table
+                    .insert(tenant, usage.encode().as_slice())
+                    .map_err(storage)?;
+                result
+            };
+            txn.commit().map_err(storage)?;
+            Ok(result)
+        })
     }
 
     fn check_quota(&self, tenant: &str, usage: Usage) -> Result<(), KvError> {
@@ -342,72 +446,80 @@ impl KvStore {
         bucket: Option<&str>,
         cursor: u64,
     ) -> Result<(Vec<String>, Option<u64>), KvError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(DATA).map_err(storage)?;
-        let start = prefix(tenant, bucket);
-        let end = prefix_end(&start);
-        let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
-        let mut keys = Vec::new();
-        let mut more = false;
-        for entry in table
-            .range(start.as_slice()..end.as_slice())
-            .map_err(storage)?
-            .skip(skip)
-        {
-            if keys.len() == PAGE {
-                more = true;
-                break;
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(DATA).map_err(storage)?;
+            let start = prefix(tenant, bucket);
+            let end = prefix_end(&start);
+            let skip = usize::try_from(cursor).unwrap_or(usize::MAX);
+            let mut keys = Vec::new();
+            let mut more = false;
+            for entry in table
+                .range(start.as_slice()..end.as_slice())
+                .map_err(storage)?
+                .skip(skip)
+            {
+                if keys.len() == PAGE {
+                    more = true;
+                    break;
+                }
+                let (key, _) = entry.map_err(storage)?;
+                let rest = &key.value()[start.len()..];
+                let text = match bucket {
+                    Some(_) => String::from_utf8_lossy(rest).into_owned(),
+                    None => String::from_utf8_lossy(rest).replacen('\0', "/", 1),
+                };
+                keys.push(text);
             }
-            let (key, _) = entry.map_err(storage)?;
-            let rest = &key.value()[start.len()..];
-            let text = match bucket {
-                Some(_) => String::from_utf8_lossy(rest).into_owned(),
-                None => String::from_utf8_lossy(rest).replacen('\0', "/", 1),
-            };
-            keys.push(text);
-        }
-        let next = more.then(|| cursor + keys.len() as u64);
-        Ok((keys, next))
+            let next = more.then(|| cursor + keys.len() as u64);
+            Ok((keys, next))
+        })
     }
 
     /// What `tenant` holds.
     pub fn usage(&self, tenant: &str) -> Result<Usage, KvError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        usage_of(&txn.open_table(USAGE).map_err(storage)?, tenant)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(storage)?;
+            usage_of(&txn.open_table(USAGE).map_err(storage)?, tenant)
+        })
     }
 
     /// Every namespace that holds data.
     pub fn namespaces(&self) -> Result<Vec<String>, KvError> {
-        let txn = self.db.begin_read().map_err(storage)?;
-        let table = txn.open_table(USAGE).map_err(storage)?;
-        let mut names = Vec::new();
-        for entry in table.iter().map_err(storage)? {
-            let (name, _) = entry.map_err(storage)?;
-            names.push(name.value().to_owned());
-        }
-        Ok(names)
+        self.with_db(|db| {
+            let txn = db.begin_read().map_err(storage)?;
+            let table = txn.open_table(USAGE).map_err(storage)?;
+            let mut names = Vec::new();
+            for entry in table.iter().map_err(storage)? {
+                let (name, _) = entry.map_err(storage)?;
+                names.push(name.value().to_owned());
+            }
+            Ok(names)
+        })
     }
 
     /// Deletes everything `tenant` holds (the tenant was deleted).
     pub fn delete_tenant(&self, tenant: &str) -> Result<(), KvError> {
-        let txn = self.db.begin_write().map_err(storage)?;
-        {
-            let mut data = txn.open_table(DATA).map_err(storage)?;
-            let start = prefix(tenant, None);
-            let end = prefix_end(&start);
-            let keys: Vec<Vec<u8>> = data
-                .range(start.as_slice()..end.as_slice())
-                .map_err(storage)?
-                .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
-                .collect::<Result<_, _>>()
-                .map_err(storage)?;
-            for key in keys {
-                data.remove(key.as_slice()).map_err(storage)?;
+        self.with_db(|db| {
+            let txn = db.begin_write().map_err(storage)?;
+            {
+                let mut data = txn.open_table(DATA).map_err(storage)?;
+                let start = prefix(tenant, None);
+                let end = prefix_end(&start);
+                let keys: Vec<Vec<u8>> = data
+                    .range(start.as_slice()..end.as_slice())
+                    .map_err(storage)?
+                    .map(|entry| entry.map(|(k, _)| k.value().to_vec()))
+                    .collect::<Result<_, _>>()
+                    .map_err(storage)?;
+                for key in keys {
+                    data.remove(key.as_slice()).map_err(storage)?;
+                }
+                let mut usage = txn.open_table(USAGE).map_err(storage)?;
+                usage.remove(tenant).map_err(storage)?;
             }
-            let mut usage = txn.open_table(USAGE).map_err(storage)?;
-            usage.remove(tenant).map_err(storage)?;
-        }
-        txn.commit().map_err(storage)
+            txn.commit().map_err(storage)
+        })
     }
 }
 
