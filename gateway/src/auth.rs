@@ -2,7 +2,8 @@
 //!
 //! - The **operator token** comes from `ATOLL_ADMIN_TOKEN`; when that is unset the gateway
 //!   keeps one in `<data_dir>/admin.token` (mode 0600), made at first start and reused after,
-//!   and logs that path — never the token.
+//!   and logs that path — never the token. A file token can be rotated
+//!   ([`OperatorToken::rotate`], `POST /v1/admin/token/rotate`); an environment one cannot.
 //! - **Tenant tokens** (`atl_<tenant>_<64 hex>`) are made by the operator for one tenant. Only
 //!   their sha256 is stored; a presented token is hashed and compared in constant time.
 //!
@@ -15,6 +16,9 @@ use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
 use std::path::{Path, PathBuf};
 
+use std::sync::{Arc, Mutex};
+
+use arc_swap::ArcSwap;
 use sha2::{Digest, Sha256};
 
 /// The environment variable holding the operator token.
@@ -33,10 +37,32 @@ pub enum OperatorTokenSource {
     GeneratedFile(PathBuf),
 }
 
-/// The operator token, kept only as its hash.
-#[derive(Debug, Clone)]
+/// The operator token, kept only as its hash, and where it lives.
+#[derive(Debug)]
 pub struct OperatorToken {
-    hash: [u8; 32],
+    hash: ArcSwap<[u8; 32]>,
+    /// The file holding it; `None` when it comes from `ATOLL_ADMIN_TOKEN`.
+    file: Option<PathBuf>,
+    /// Serialises rotations: one file write and one swap at a time.
+    rotating: Mutex<()>,
+}
+
+/// Why the operator token could not be rotated.
+#[derive(Debug, thiserror::Error)]
+pub enum RotateError {
+    /// The token is `ATOLL_ADMIN_TOKEN`'s: the gateway cannot change the environment.
+    #[error(
+        "the operator token comes from ATOLL_ADMIN_TOKEN: set a new value there and restart the gateway"
+    )]
+    FromEnvironment,
+    /// Writing the new token's file failed; the old token still holds.
+    #[error("writing the new operator token to {path}: {source}")]
+    Write {
+        /// The token file.
+        path: PathBuf,
+        /// What failed.
+        source: std::io::Error,
+    },
 }
 
 impl OperatorToken {
@@ -48,7 +74,7 @@ impl OperatorToken {
     ) -> std::io::Result<(OperatorToken, OperatorTokenSource)> {
         if let Some(token) = from_env.filter(|t| !t.trim().is_empty()) {
             return Ok((
-                Self::from_secret(token.trim()),
+                Self::new(token.trim(), None),
                 OperatorTokenSource::Environment,
             ));
         }
@@ -56,7 +82,7 @@ impl OperatorToken {
         match std::fs::read_to_string(&path) {
             Ok(token) if !token.trim().is_empty() => {
                 return Ok((
-                    Self::from_secret(token.trim()),
+                    Self::new(token.trim(), Some(path.clone())),
                     OperatorTokenSource::ExistingFile(path),
                 ));
             }
@@ -64,10 +90,10 @@ impl OperatorToken {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
             Err(e) => return Err(e),
         }
-        let token = format!("atl_operator_{}", random_hex());
+        let token = new_operator_token();
         write_secret(&path, &token)?;
         Ok((
-            Self::from_secret(&token),
+            Self::new(&token, Some(path.clone())),
             OperatorTokenSource::GeneratedFile(path),
         ))
     }
@@ -75,14 +101,37 @@ impl OperatorToken {
     /// Whether `token` is the operator's, compared in constant time.
     pub fn matches(&self, token: &str) -> bool {
         let hash: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        constant_time_eq(&hash, &self.hash)
+        constant_time_eq(&hash, &**self.hash.load())
     }
 
-    fn from_secret(token: &str) -> OperatorToken {
+    /// Replaces the operator token with a new one and returns it (the only time it is shown).
+    /// The new token is durable in its file before it is accepted; from then on the old one is
+    /// refused. A token from `ATOLL_ADMIN_TOKEN` is not rotated: the environment is the
+    /// operator's to change.
+    pub fn rotate(&self) -> Result<String, RotateError> {
+        let path = self.file.as_ref().ok_or(RotateError::FromEnvironment)?;
+        let _one_at_a_time = self.rotating.lock().unwrap_or_else(|e| e.into_inner());
+        let token = new_operator_token();
+        write_secret(path, &token).map_err(|source| RotateError::Write {
+            path: path.clone(),
+            source,
+        })?;
+        self.hash
+            .store(Arc::new(Sha256::digest(token.as_bytes()).into()));
+        Ok(token)
+    }
+
+    fn new(token: &str, file: Option<PathBuf>) -> OperatorToken {
         OperatorToken {
-            hash: Sha256::digest(token.as_bytes()).into(),
+            hash: ArcSwap::from_pointee(Sha256::digest(token.as_bytes()).into()),
+            file,
+            rotating: Mutex::new(()),
         }
     }
+}
+
+fn new_operator_token() -> String {
+    format!("atl_operator_{}", random_hex())
 }
 
 /// Writes `secret` to `path`, readable by the owner only, crash-safely.
@@ -185,11 +234,34 @@ mod tests {
 
         let (second, source) = OperatorToken::load(dir.path(), Some("  ".into())).unwrap();
         assert_eq!(source, OperatorTokenSource::ExistingFile(path.clone()));
-        assert_eq!(first.hash, second.hash);
+        assert_eq!(**first.hash.load(), **second.hash.load());
         let token = std::fs::read_to_string(&path).unwrap();
         assert!(token.trim().starts_with("atl_operator_"));
         assert!(second.matches(token.trim()));
         assert!(!second.matches("atl_operator_not-it"));
+    }
+
+    #[test]
+    fn a_file_token_rotates_durably_and_an_environment_one_does_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (token, _) = OperatorToken::load(dir.path(), None).unwrap();
+        let path = dir.path().join(OPERATOR_TOKEN_FILE);
+        let old = std::fs::read_to_string(&path).unwrap().trim().to_owned();
+
+        let new = token.rotate().unwrap();
+        assert_ne!(new, old);
+        assert!(token.matches(&new));
+        assert!(!token.matches(&old), "the old token is refused at once");
+        assert_eq!(std::fs::read_to_string(&path).unwrap().trim(), new);
+        let (reloaded, _) = OperatorToken::load(dir.path(), None).unwrap();
+        assert!(reloaded.matches(&new), "a restart keeps the rotated token");
+
+        let (from_env, _) = OperatorToken::load(dir.path(), Some("from-env".into())).unwrap();
+        assert!(matches!(
+            from_env.rotate(),
+            Err(RotateError::FromEnvironment)
+        ));
+        assert!(from_env.matches("from-env"));
     }
 
     #[test]

@@ -1,10 +1,11 @@
-//! The `atoll` command: `serve` runs the gateway, `check` validates a config, `deploy` uploads a
-//! function through the admin API.
+//! The `atoll` command: `serve` runs the gateway, `check` validates a config; the commands in
+//! [`cli`] talk to a running gateway's admin API (`deploy`, `tokens`, `backup`) or work on a
+//! data directory offline (`restore`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-mod deploy;
+mod cli;
 
 use atoll_gateway::log_writer::{self, DEFAULT_FILTER, FlushGuard, LogFormat};
 use atoll_gateway::{Config, ServerHandle};
@@ -38,7 +39,13 @@ enum Command {
         config: PathBuf,
     },
     /// Deploy a component as a new version of a tenant's function.
-    Deploy(deploy::Request),
+    Deploy(cli::deploy::Request),
+    /// A tenant's API tokens, and the operator token's rotation.
+    Tokens(cli::tokens::Tokens),
+    /// Write a backup of a running gateway's state, components and key-value data.
+    Backup(cli::backup::Backup),
+    /// Make a new data directory from a backup (offline).
+    Restore(cli::backup::Restore),
 }
 
 fn main() -> ExitCode {
@@ -47,7 +54,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Serve { config } => serve(config),
         Command::Check { config } => check(config),
-        Command::Deploy(request) => deploy::run(&request),
+        Command::Deploy(request) => cli::deploy::run(&request),
+        Command::Tokens(tokens) => cli::tokens::run(&tokens),
+        Command::Backup(request) => cli::backup::run_backup(&request),
+        Command::Restore(request) => cli::backup::run_restore(&request),
     };
     // Writes the log lines still buffered, before the last word.
     drop(log_writer);

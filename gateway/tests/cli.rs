@@ -297,3 +297,102 @@ fn a_deploy_survives_sigkill() {
         assert_eq!(text, "Hello from Atoll!\n");
     });
 }
+
+/// `atoll` run against `served` as `token`, through the environment variables; its output.
+fn atoll_as(served: &Served, token: &str, args: &[&str]) -> std::process::Output {
+    atoll()
+        .args(args)
+        .env("ATOLL_ADMIN", format!("http://{}", served.admin))
+        .env("ATOLL_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[test]
+fn tokens_are_made_listed_revoked_and_the_operators_rotated_from_the_command_line() {
+    let served = Served::start();
+    let operator = served.operator_token();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let status = runtime.block_on(async {
+        reqwest::Client::new()
+            .put(format!("http://{}/v1/tenants/acme", served.admin))
+            .bearer_auth(&operator)
+            .body(r#"{"hosts": ["acme.test"]}"#)
+            .send()
+            .await
+            .unwrap()
+            .status()
+    });
+    assert_eq!(status, 200);
+
+    let made: serde_json::Value = serde_json::from_str(&stdout_of(&atoll_as(
+        &served,
+        &operator,
+        &["tokens", "create", "--tenant", "acme", "--json"],
+    )))
+    .unwrap();
+    let (id, token) = (
+        made["id"].as_str().unwrap(),
+        made["token"].as_str().unwrap(),
+    );
+    assert!(token.starts_with("atl_acme_"), "{made}");
+
+    // The tenant lists its own tokens: a table with the id and never the secret.
+    let table = stdout_of(&atoll_as(
+        &served,
+        token,
+        &["tokens", "list", "--tenant", "acme"],
+    ));
+    assert!(table.starts_with("ID"), "{table}");
+    assert!(table.contains(id) && table.contains("GMT"), "{table}");
+    assert!(!table.contains(&token[9..]), "{table}");
+
+    // A tenant may not make tokens; the error names the status, the code and a hint.
+    let refused = atoll_as(&served, token, &["tokens", "create", "--tenant", "acme"]);
+    assert!(!refused.status.success());
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("403 forbidden"), "{stderr}");
+
+    stdout_of(&atoll_as(
+        &served,
+        &operator,
+        &["tokens", "revoke", "--tenant", "acme", id],
+    ));
+    let revoked = atoll_as(&served, token, &["tokens", "list", "--tenant", "acme"]);
+    assert!(!revoked.status.success(), "a revoked token is refused");
+    let stderr = String::from_utf8_lossy(&revoked.stderr);
+    assert!(
+        stderr.contains("401") && stderr.contains("ATOLL_TOKEN"),
+        "{stderr}"
+    );
+
+    // Rotation: the new token is printed once, written to admin.token, and the old one is
+    // refused at once.
+    let rotated = stdout_of(&atoll_as(
+        &served,
+        &operator,
+        &["tokens", "rotate-operator"],
+    ));
+    let rotated = rotated.trim();
+    assert!(rotated.starts_with("atl_operator_") && rotated != operator);
+    assert_eq!(served.operator_token(), rotated);
+    let old = atoll_as(&served, &operator, &["tokens", "list", "--tenant", "acme"]);
+    assert!(!old.status.success(), "the old operator token is refused");
+    let listed = stdout_of(&atoll_as(
+        &served,
+        rotated,
+        &["tokens", "list", "--tenant", "acme", "--json"],
+    ));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["tokens"], serde_json::json!([]), "{listed}");
+}

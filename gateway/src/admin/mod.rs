@@ -22,6 +22,7 @@ use crate::control::{ControlError, ControlPlane, TenantSpec};
 use crate::metrics::Metrics;
 
 mod access;
+mod backup_stream;
 pub mod listener;
 
 pub use self::access::{ForFunction, ForTenant, Operator};
@@ -47,6 +48,8 @@ pub fn router(state: AdminState) -> Router {
         .route("/metrics", get(metrics))
         .route("/v1/tenants", get(list_tenants))
         .route("/v1/quarantine", get(list_quarantined))
+        .route("/v1/admin/token/rotate", post(rotate_operator_token))
+        .route("/v1/admin/backup", get(backup))
         .route(
             "/v1/tenants/{tenant}",
             put(put_tenant).get(get_tenant).delete(delete_tenant),
@@ -340,7 +343,55 @@ async fn create_token(
     Path(tenant): Path<String>,
 ) -> Result<Response, AdminError> {
     let token = state.control.create_token(&tenant).await?;
-    Ok((StatusCode::CREATED, axum::Json(json!({ "token": token }))).into_response())
+    Ok((StatusCode::CREATED, axum::Json(token)).into_response())
+}
+
+async fn rotate_operator_token(
+    _: Operator,
+    State(state): State<AdminState>,
+) -> Result<Response, AdminError> {
+    let operator = state.operator.clone();
+    let token = tokio::task::spawn_blocking(move || operator.rotate())
+        .await
+        .map_err(|e| ControlError::Storage(format!("rotating the operator token: {e}")))?
+        .map_err(ControlError::from)?;
+    Ok(axum::Json(json!({ "token": token })).into_response())
+}
+
+/// A backup archive of the gateway's data as of now ([`crate::store::backup`]), streamed as
+/// it is written. An archive cut short by an error ends the connection without its manifest,
+/// so it can never be restored by mistake.
+async fn backup(_: Operator, State(state): State<AdminState>) -> Result<Response, AdminError> {
+    let source = state.control.backup_source().await?;
+    let (tx, rx) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut out = backup_stream::ChunkWriter::new(tx.clone());
+        let written = crate::store::backup::write_archive(source, &mut out)
+            .and_then(|manifest| out.finish().map(|()| manifest));
+        match written {
+            Ok(manifest) => tracing::info!(
+                tenants = manifest.tenants,
+                components = manifest.components.len(),
+                kv_keys = manifest.kv_keys,
+                "backup taken"
+            ),
+            Err(error) => {
+                tracing::error!(%error, "backup failed");
+                let _ = tx.blocking_send(Err(error));
+            }
+        }
+    });
+    Ok((
+        [
+            (http::header::CONTENT_TYPE, "application/x-tar"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"atoll-backup.tar\"",
+            ),
+        ],
+        Body::new(backup_stream::ChannelBody { rx }),
+    )
+        .into_response())
 }
 
 async fn list_tokens(

@@ -291,6 +291,34 @@ async fn tokens_are_listed_without_secrets_and_revoked_at_once() {
 }
 
 #[tokio::test]
+async fn an_environment_operator_token_is_not_rotated_and_tenants_never_rotate_it() {
+    let admin = Admin::new();
+    let acme = admin.tenant_token("acme").await;
+    let (status, _) = admin
+        .call("POST", "/v1/admin/token/rotate", Some(&acme), "")
+        .await;
+    assert_eq!(status, 403, "a tenant token may not rotate the operator's");
+    let (status, json) = admin.call("POST", "/v1/admin/token/rotate", None, "").await;
+    assert_eq!(status, 401, "{json}");
+    // This gateway's token is ATOLL_ADMIN_TOKEN's: the environment is the operator's to change.
+    let (status, json) = admin
+        .call("POST", "/v1/admin/token/rotate", Some(&admin.operator), "")
+        .await;
+    assert_eq!(status, 409, "{json}");
+    assert!(
+        json["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("ATOLL_ADMIN_TOKEN"),
+        "{json}"
+    );
+    let (status, _) = admin
+        .call("GET", "/v1/tenants", Some(&admin.operator), "")
+        .await;
+    assert_eq!(status, 200, "the token still works");
+}
+
+#[tokio::test]
 async fn key_value_calls_go_through_the_control_plane() {
     let admin = Admin::new();
     let acme = admin.tenant_token("acme").await;

@@ -24,6 +24,7 @@ use crate::routes::Route;
 use crate::store::ComponentStore;
 use crate::store::state::{Change, State, StateStore, TenantRecord};
 
+mod backup;
 mod functions;
 mod gc;
 mod kv;
@@ -40,7 +41,7 @@ use self::quarantine::Quarantine;
 pub use self::quarantine::Quarantined;
 
 pub use self::kv::KvPage;
-pub use self::view::{Deployed, FunctionView, OutboundSpec, TenantSpec, TokenView};
+pub use self::view::{Deployed, FunctionView, NewToken, OutboundSpec, TenantSpec, TokenView};
 
 /// Why a change was refused. `admin` maps each to its status in one place.
 #[derive(Debug, thiserror::Error)]
@@ -309,6 +310,18 @@ fn storage_error(what: String, e: &std::io::Error) -> ControlError {
         ControlError::StorageFull(format!("{what}: the disk is full: {e}"))
     } else {
         ControlError::Storage(format!("{what}: {e}"))
+    }
+}
+
+impl From<crate::auth::RotateError> for ControlError {
+    fn from(e: crate::auth::RotateError) -> Self {
+        match &e {
+            crate::auth::RotateError::FromEnvironment => ControlError::Conflict(e.to_string()),
+            crate::auth::RotateError::Write { path, source } => storage_error(
+                format!("writing the new operator token to {}", path.display()),
+                source,
+            ),
+        }
     }
 }
 

@@ -46,8 +46,11 @@ impl ControlPlane {
         let outbound =
             OutboundClient::new(config.outbound.settings, config.outbound.ca_file.as_deref())
                 .context("outbound.ca_file")?;
-        let kv = KvStore::open(&config.data_dir.join("kv.redb"), config.kv)
-            .map_err(|e| anyhow::anyhow!("opening the key-value store: {e}"))?;
+        let kv = KvStore::open(
+            &config.data_dir.join(crate::store::backup::KV_FILE),
+            config.kv,
+        )
+        .map_err(|e| anyhow::anyhow!("opening the key-value store: {e}"))?;
         let plane = ControlPlane {
             kv: Arc::new(kv),
             outbound: Arc::new(outbound),

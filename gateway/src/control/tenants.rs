@@ -13,8 +13,8 @@ use crate::store::state::{Change, TenantRecord, TokenRecord};
 
 use super::view::describe;
 use super::{
-    ControlError, ControlPlane, LiveTenant, Origin, TenantSpec, TokenView, not_found_tenant,
-    put_change,
+    ControlError, ControlPlane, LiveTenant, NewToken, Origin, TenantSpec, TokenView,
+    not_found_tenant, put_change,
 };
 
 impl ControlPlane {
@@ -185,8 +185,8 @@ impl ControlPlane {
         self.inner.lock().await.live.contains_key(name)
     }
 
-    /// Makes a token for `tenant`; only its hash is kept.
-    pub async fn create_token(&self, tenant: &str) -> Result<String, ControlError> {
+    /// Makes a token for `tenant` and returns it with its id; only its hash is kept.
+    pub async fn create_token(&self, tenant: &str) -> Result<NewToken, ControlError> {
         let mut inner = self.inner.lock().await;
         self.api_tenant(&inner, tenant)?;
         let token = crate::auth::new_tenant_token(tenant);
@@ -194,14 +194,15 @@ impl ControlPlane {
         let created = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
+        let id = hex::encode(rand::random::<[u8; 8]>());
         record.tokens.push(TokenRecord {
-            id: hex::encode(rand::random::<[u8; 8]>()),
+            id: id.clone(),
             hash: crate::auth::token_hash(&token),
             created,
         });
         Self::holdings(&record).check(&record.limits.over(&self.config.limits))?;
         self.save(&mut inner, put_change(tenant, record))?;
-        Ok(token)
+        Ok(NewToken { id, token })
     }
 
     /// Who `token` belongs to, if anyone.

@@ -42,6 +42,15 @@ pub struct TokenView {
     pub last_used: Option<u64>,
 }
 
+/// A token just made: the only time its secret is shown.
+#[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
+pub struct NewToken {
+    /// Its id, as the token list shows it.
+    pub id: String,
+    /// The secret, for `Authorization: Bearer`.
+    pub token: String,
+}
+
 /// A function as the admin API describes it.
 #[derive(Debug, Clone, serde::Serialize, PartialEq, Eq)]
 pub struct FunctionView {

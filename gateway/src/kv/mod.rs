@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use tokio::sync::Semaphore;
 
-pub use self::store::{KvError, KvSettings, KvStore, Usage};
+pub use self::store::{KvError, KvSettings, KvSnapshot, KvStore, Usage};
 
 /// The most key-value operations one tenant has on blocking threads at once. The rest of its
 /// calls wait their turn on its own queue, so a tenant hammering writes (which redb serialises)

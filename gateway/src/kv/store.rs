@@ -176,6 +176,48 @@ impl std::fmt::Debug for KvStore {
     }
 }
 
+/// Every tenant's data at one moment ([`KvStore::snapshot`]).
+pub struct KvSnapshot(redb::ReadTransaction);
+
+impl KvSnapshot {
+    /// Writes the snapshot as a new database at `path` (which must not exist); returns how many
+    /// keys it holds.
+    pub fn write_to(&self, path: &Path) -> Result<u64, KvError> {
+        let copy = open_database(path)?;
+        let txn = copy.begin_write().map_err(storage)?;
+        let mut keys = 0;
+        {
+            let mut data = txn.open_table(DATA).map_err(storage)?;
+            for entry in self
+                .0
+                .open_table(DATA)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (key, value) = entry.map_err(storage)?;
+                data.insert(key.value(), value.value()).map_err(storage)?;
+                keys += 1;
+            }
+            let mut usage = txn.open_table(USAGE).map_err(storage)?;
+            for entry in self
+                .0
+                .open_table(USAGE)
+                .map_err(storage)?
+                .iter()
+                .map_err(storage)?
+            {
+                let (tenant, used) = entry.map_err(storage)?;
+                usage
+                    .insert(tenant.value(), used.value())
+                    .map_err(storage)?;
+            }
+        }
+        txn.commit().map_err(storage)?;
+        Ok(keys)
+    }
+}
+
 /// The database key of `key` in `bucket` of `tenant`.
 fn full_key(tenant: &str, bucket: &str, key: &str) -> Vec<u8> {
     let mut full = Vec::with_capacity(tenant.len() + bucket.len() + key.len() + 2);
@@ -496,6 +538,12 @@ impl KvStore {
             }
             Ok(names)
         })
+    }
+
+    /// A consistent view of every tenant's data as it is now, for a backup: later writes do
+    /// not change it.
+    pub fn snapshot(&self) -> Result<KvSnapshot, KvError> {
+        self.with_db(|db| Ok(KvSnapshot(db.begin_read().map_err(storage)?)))
     }
 
     /// Deletes everything `tenant` holds (the tenant was deleted).

@@ -75,7 +75,12 @@ impl ComponentStore {
         Ok(bytes)
     }
 
-    /// Removes component `sha256` (when no version refers to it any more).
+    /// An open handle on component `sha256`'s file: it stays readable even if the file is
+    /// removed after (a backup reads it so).
+    pub fn open(&self, sha256: &str) -> std::io::Result<std::fs::File> {
+        std::fs::File::open(self.path_for(sha256))
+    }
+
     /// The sha256 of every component stored.
     pub fn list(&self) -> std::io::Result<Vec<String>> {
         super::list_named(&self.dir, ".wasm")

@@ -3,11 +3,13 @@
 //! the old file or the new one, never a torn one; and everything read back is checked.
 //!
 //! - [`artifacts`]: precompiled components, keyed by engine and content hash.
+//! - [`backup`]: one archive of what must not be lost, and its restore into a new directory.
 //! - [`components`]: component bytes, content-addressed by sha256.
 //! - [`state`]: the deployment state (tenants, functions, versions, routes, token hashes) in
 //!   one checksummed file.
 
 pub mod artifacts;
+pub mod backup;
 pub mod components;
 pub mod state;
 

@@ -444,14 +444,7 @@ impl StateStore {
 
     /// Writes all of `state` as the checkpoint and empties the journal.
     pub fn checkpoint(&mut self, state: &State) -> std::io::Result<()> {
-        let value = serde_json::to_value(state).map_err(std::io::Error::other)?;
-        let envelope = Envelope {
-            format: FORMAT,
-            sha256: checksum(&value),
-            state: value,
-        };
-        let bytes = serde_json::to_vec_pretty(&envelope).map_err(std::io::Error::other)?;
-        write_atomic(&self.checkpoint, &bytes)?;
+        write_atomic(&self.checkpoint, &checkpoint_bytes(state)?)?;
         // A crash here replays changes the checkpoint already holds: harmless.
         self.journal.set_len(0)?;
         self.journal.sync_all()?;
@@ -471,6 +464,17 @@ impl StateStore {
     }
 }
 
+/// `state` as the checkpoint file holds it: a checksummed envelope.
+pub fn checkpoint_bytes(state: &State) -> std::io::Result<Vec<u8>> {
+    let value = serde_json::to_value(state).map_err(std::io::Error::other)?;
+    let envelope = Envelope {
+        format: FORMAT,
+        sha256: checksum(&value),
+        state: value,
+    };
+    serde_json::to_vec_pretty(&envelope).map_err(std::io::Error::other)
+}
+
 fn load_checkpoint(path: &Path) -> Result<State, StateError> {
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
@@ -482,12 +486,18 @@ fn load_checkpoint(path: &Path) -> Result<State, StateError> {
             });
         }
     };
+    parse_checkpoint(&bytes, path)
+}
+
+/// The state in checkpoint `bytes` (read from `path`, for errors), its envelope and checksum
+/// checked.
+pub fn parse_checkpoint(bytes: &[u8], path: &Path) -> Result<State, StateError> {
     let corrupt = |why: String| StateError::Corrupt {
         path: path.to_owned(),
         why,
     };
-    let envelope: Envelope = serde_json::from_slice(&bytes)
-        .map_err(|e| corrupt(format!("not a state envelope: {e}")))?;
+    let envelope: Envelope =
+        serde_json::from_slice(bytes).map_err(|e| corrupt(format!("not a state envelope: {e}")))?;
     if envelope.format != FORMAT {
         return Err(corrupt(format!(
             "format {} is not the format {FORMAT} this build reads",

@@ -151,3 +151,38 @@ impl Log {
         }
     }
 }
+
+/// One HTTP call, blocking: `method url` with a bearer `token` (when given), an optional
+/// `Host` header and `body`; the status and the body.
+pub fn call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    host: Option<&str>,
+    body: Vec<u8>,
+) -> (u16, Vec<u8>) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut request = reqwest::Client::new()
+            .request(method.parse().unwrap(), url)
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(host) = host {
+            request = request.header("host", host);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.bytes().await.unwrap().to_vec())
+    })
+}
+
+/// [`call`] whose answer is JSON.
+pub fn call_json(method: &str, url: &str, token: Option<&str>, body: Vec<u8>) -> (u16, Value) {
+    let (status, body) = call(method, url, token, None, body);
+    (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
+}
