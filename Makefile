@@ -32,6 +32,9 @@ test: setup tenants
 RESULTS ?= loadtest-results
 LOADTEST := target/release/atoll-loadtest
 
+# The crash soak in `make bench`: SIGKILL rounds under load (`make test` runs 30).
+CHAOS_ROUNDS ?= 300
+
 bench: setup tenants
 	$(CARGO) build --release --workspace --bins --examples
 	$(CARGO) bench -p atoll-gateway --bench invoke --bench deploy --bench observe
@@ -42,6 +45,7 @@ bench: setup tenants
 	$(LOADTEST) scenario deploy-under-load --pin --duration 10s --out $(RESULTS)
 	scripts/bench-http.sh
 	scripts/bench-observability.sh
+	ATOLL_CHAOS_ROUNDS=$(CHAOS_ROUNDS) $(CARGO) test -p atoll-gateway --test chaos -- --nocapture
 
 # Fuzzing (cargo-fuzz, libFuzzer, on the stable toolchain without a sanitizer): each target in
 # fuzz/ runs for FUZZ_SECONDS from its seeds in fuzz/corpus/<target> (committed), keeping what it
