@@ -9,12 +9,15 @@
 //! buffer holds [`MAX_PENDING`] bytes (the sink is stuck), its new lines are dropped and
 //! counted, and the writer says how many when it can write again.
 //!
-//! [`install`] sets up the process's logging with it, as `atoll serve` runs.
+//! [`install`] sets up the process's logging with it, as `atoll serve` runs. Lines that are
+//! written once per request (the access line) skip the `tracing` formatter: [`write_direct`]
+//! hands the caller this thread's buffer to format its line into, byte for byte as the
+//! formatter would have written it (without colours: on a terminal the formatter is used).
 
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex, PoisonError};
+use std::sync::{Arc, Condvar, Mutex, OnceLock, PoisonError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -46,6 +49,10 @@ pub fn install(
     ansi: bool,
 ) -> FlushGuard {
     let (writer, guard) = BatchedWriter::new(sink);
+    if !ansi {
+        // Only the first install of a process (there is one) writes lines directly.
+        let _ = DIRECT.set((writer.clone(), format));
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(ansi)
@@ -55,6 +62,62 @@ pub fn install(
         LogFormat::Json => builder.json().init(),
     }
     guard
+}
+
+/// The installed writer and its format, for [`write_direct`].
+static DIRECT: OnceLock<(BatchedWriter, LogFormat)> = OnceLock::new();
+
+/// Writes one line without the `tracing` formatter: `line` appends it, whole and ending in a
+/// newline, to this thread's buffer in the installed format. `false` (and nothing written) when
+/// [`install`] has not set up direct writing (in tests, or on a terminal): log through
+/// `tracing` then. The caller checks the line's target and level are enabled first.
+pub fn write_direct(line: impl FnOnce(LogFormat, &mut Vec<u8>)) -> bool {
+    let Some((writer, format)) = DIRECT.get() else {
+        return false;
+    };
+    writer.append_with(|buffer| line(*format, buffer));
+    true
+}
+
+/// Appends the UTC time now as the formatter writes it: `2026-12-07T12:09:37.153951Z`. The
+/// date and time to the second are formatted once a second per thread.
+pub fn write_timestamp(buffer: &mut Vec<u8>) {
+    thread_local! {
+        static SECOND: RefCell<(u64, [u8; 19])> = const { RefCell::new((u64::MAX, [0; 19])) };
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    SECOND.with(|cached| {
+        let mut cached = cached.borrow_mut();
+        if cached.0 != now.as_secs() {
+            let at = time::OffsetDateTime::UNIX_EPOCH
+                + time::Duration::seconds(now.as_secs().min(i64::MAX as u64) as i64);
+            let mut text = [0u8; 19];
+            let formatted = format!(
+                "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}",
+                at.year(),
+                u8::from(at.month()),
+                at.day(),
+                at.hour(),
+                at.minute(),
+                at.second()
+            );
+            text.copy_from_slice(&formatted.as_bytes()[..19]);
+            *cached = (now.as_secs(), text);
+        }
+        buffer.extend_from_slice(&cached.1);
+    });
+    let micros = now.subsec_micros();
+    let mut digits = [b'0'; 6];
+    let mut rest = micros;
+    for digit in digits.iter_mut().rev() {
+        *digit = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    buffer.push(b'.');
+    buffer.extend_from_slice(&digits);
+    buffer.push(b'Z');
 }
 
 /// How often the writer thread moves buffered lines to the sink.
@@ -125,14 +188,21 @@ impl BatchedWriter {
 
     /// Appends `line` to this thread's buffer, or counts it as dropped when the buffer is full.
     fn append(&self, line: &[u8]) {
+        self.append_with(|pending| pending.extend_from_slice(line));
+    }
+
+    /// Lets `write` append one line to this thread's buffer; the line is taken back and counted
+    /// as dropped when it takes the buffer past [`MAX_PENDING`].
+    fn append_with(&self, write: impl FnOnce(&mut Vec<u8>)) {
         let buffer = self.thread_buffer();
         let mut pending = buffer.lock().unwrap_or_else(PoisonError::into_inner);
         let before = pending.len();
-        if before + line.len() > MAX_PENDING {
+        write(&mut pending);
+        if pending.len() > MAX_PENDING {
+            pending.truncate(before);
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        pending.extend_from_slice(line);
         if before < EARLY_FLUSH && pending.len() >= EARLY_FLUSH {
             drop(pending);
             self.shared.wake.notify_one();

@@ -51,7 +51,7 @@ pub struct Config {
     pub listen: Listen,
     /// Where deployments, precompiled artifacts and state live. Default `./atoll-data`.
     pub data_dir: PathBuf,
-    /// Proxy worker threads. Default 2.
+    /// Proxy worker threads. Default: the CPUs this process may use ([`default_threads`]).
     pub threads: usize,
     /// The gateway-wide limits every tenant's missing limit keys inherit.
     pub limits: Limits,
@@ -102,6 +102,14 @@ pub struct Observability {
     /// One `atoll::access` log line per request. Default `on`.
     #[serde(default = "Observability::on")]
     pub access_log: Recording,
+}
+
+/// The CPUs this process may run on (`std::thread::available_parallelism`, which honours
+/// cgroup quotas and the affinity mask), 1 to 256; 2 when that cannot be known.
+pub fn default_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(2, std::num::NonZeroUsize::get)
+        .clamp(1, 256)
 }
 
 impl Observability {

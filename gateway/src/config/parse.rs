@@ -58,7 +58,7 @@ impl Parser<'_> {
         if keep_versions == 0 {
             return Err(self.invalid(&["keep_versions"], "keep at least 1 version".to_owned()));
         }
-        let threads = raw.threads.unwrap_or(2);
+        let threads = raw.threads.unwrap_or_else(super::default_threads);
         if !(1..=256).contains(&threads) {
             return Err(self.invalid(&["threads"], format!("{threads} threads: use 1 to 256")));
         }
