@@ -145,6 +145,9 @@ struct Shared {
     /// Wakes the writer early (a buffer passed [`EARLY_FLUSH`]) or to stop.
     wake: Condvar,
     wake_lock: Mutex<()>,
+    /// Set by a thread whose buffer passed [`EARLY_FLUSH`], cleared by the writer before it
+    /// flushes: a wake-up asked for while the writer is busy is never lost.
+    flush_requested: AtomicBool,
     stopping: AtomicBool,
     dropped: AtomicU64,
 }
@@ -171,6 +174,7 @@ impl BatchedWriter {
             buffers: Mutex::new(Vec::new()),
             wake: Condvar::new(),
             wake_lock: Mutex::new(()),
+            flush_requested: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
             dropped: AtomicU64::new(0),
         });
@@ -203,9 +207,9 @@ impl BatchedWriter {
             self.shared.dropped.fetch_add(1, Ordering::Relaxed);
             return;
         }
-        if before < EARLY_FLUSH && pending.len() >= EARLY_FLUSH {
+        if pending.len() >= EARLY_FLUSH && !self.shared.flush_requested.load(Ordering::Relaxed) {
             drop(pending);
-            self.shared.wake.notify_one();
+            self.shared.request_flush();
         }
     }
 
@@ -228,10 +232,23 @@ impl BatchedWriter {
 }
 
 impl Shared {
+    /// Wakes the writer to flush now (once per full buffer: under the wake lock, so the writer
+    /// is either about to see the request or already waiting for the notification).
+    fn request_flush(&self) {
+        let _lock = self
+            .wake_lock
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !self.flush_requested.swap(true, Ordering::AcqRel) {
+            self.wake.notify_one();
+        }
+    }
+
     fn run(&self, mut sink: impl Write) {
         let mut spare = Vec::new();
         loop {
             let stopping = self.stopping.load(Ordering::Acquire);
+            self.flush_requested.store(false, Ordering::Release);
             self.flush_into(&mut sink, &mut spare);
             if stopping {
                 return;
@@ -240,7 +257,9 @@ impl Shared {
                 .wake_lock
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner);
-            if !self.stopping.load(Ordering::Acquire) {
+            if !self.stopping.load(Ordering::Acquire)
+                && !self.flush_requested.load(Ordering::Acquire)
+            {
                 let _ = self.wake.wait_timeout(idle, FLUSH_INTERVAL);
             }
         }
