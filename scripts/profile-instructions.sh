@@ -17,7 +17,8 @@ BASELINE_PORT=18290
 DURATION=${DURATION:-20s}
 command -v valgrind >/dev/null || { echo "profile: valgrind is missing (apt-get install valgrind)" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "profile: wrk is missing (apt-get install wrk)" >&2; exit 1; }
-cargo build --release --workspace --bins --examples >&2
+[[ -n "${NO_BUILD:-}" ]] || cargo build --release --workspace --bins --examples >&2
+ATOLL=${ATOLL:-target/release/atoll}
 
 work=$(mktemp -d)
 pids=()
@@ -69,7 +70,7 @@ tenants:
       hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/hello.wasm, routes: [/hello]}
 YAML
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/atoll.out" \
-  target/release/atoll serve --config "$work/atoll.yaml" 2>"$work/atoll.log" &
+  "$ATOLL" serve --config "$work/atoll.yaml" 2>"$work/atoll.log" &
 pids+=($!)
 wait_for $ATOLL_PORT
 read -r atoll_ir atoll_requests < <(measure atoll $ATOLL_PORT)
