@@ -6,6 +6,7 @@
 #
 #   scripts/profile-instructions.sh              # 20 s of load per server
 #   DURATION=10s KEEP=1 scripts/profile-instructions.sh   # keep the callgrind files
+#   COMPONENT=raw_wasip2 scripts/profile-instructions.sh  # another example tenant on /hello
 #
 # valgrind cannot reserve the pooling allocator's usual address space, so Atoll runs here with a
 # pool of 2 instances (the figures per request do not depend on the pool's size).
@@ -67,7 +68,7 @@ tenants:
   bench:
     hosts: [localhost]
     functions:
-      hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/hello.wasm, routes: [/hello]}
+      hello: {wasm: $PWD/tenants/target/wasm32-wasip2/release/${COMPONENT:-hello}.wasm, routes: [/hello]}
 YAML
 RUST_LOG=warn valgrind --tool=callgrind --instr-atstart=no --callgrind-out-file="$work/atoll.out" \
   "$ATOLL" serve --config "$work/atoll.yaml" 2>"$work/atoll.log" &

@@ -90,9 +90,46 @@ pub(crate) fn headers(entries: Vec<(String, Vec<u8>)>) -> Result<HeaderMap, BadR
     Ok(headers)
 }
 
+/// Whether a request can carry no body, so reading it would only cost host calls: it says
+/// `content-length: 0`, or it is a `GET` or `HEAD` that declares no length and no
+/// `transfer-encoding` (content in those has no meaning, RFC 9110 §9.3.1–2).
+pub(crate) fn bodiless(method: &Method, headers: &HeaderMap) -> bool {
+    if let Some(length) = headers.get(http::header::CONTENT_LENGTH) {
+        return length.as_bytes() == b"0";
+    }
+    (method == Method::GET || method == Method::HEAD)
+        && !headers.contains_key(http::header::TRANSFER_ENCODING)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_requests_that_cannot_carry_a_body_skip_reading_it() {
+        let with = |pairs: &[(&str, &str)]| {
+            let mut map = HeaderMap::new();
+            for (name, value) in pairs {
+                map.append(
+                    HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                    HeaderValue::from_str(value).unwrap(),
+                );
+            }
+            map
+        };
+        assert!(bodiless(&Method::GET, &with(&[])));
+        assert!(bodiless(&Method::HEAD, &with(&[("accept", "*/*")])));
+        assert!(bodiless(&Method::POST, &with(&[("content-length", "0")])));
+        assert!(
+            !bodiless(&Method::POST, &with(&[])),
+            "a POST may stream a body"
+        );
+        assert!(!bodiless(&Method::GET, &with(&[("content-length", "5")])));
+        assert!(!bodiless(
+            &Method::GET,
+            &with(&[("transfer-encoding", "chunked")])
+        ));
+    }
 
     fn s(value: &str) -> Option<String> {
         Some(value.to_owned())

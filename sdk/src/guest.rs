@@ -1,7 +1,8 @@
 //! The bridge between the `wasi:http/incoming-handler` export and a handler.
 //!
-//! [`handle`] reads the whole incoming request, calls the handler and
-//! streams its response back through the `response-outparam`.
+//! [`handle`] reads the whole incoming request (not its body when it cannot
+//! have one: see [`convert::bodiless`]), calls the handler and streams its
+//! response back through the `response-outparam`.
 
 use std::fmt;
 use std::io::Write as _;
@@ -55,7 +56,12 @@ fn read_request(incoming: IncomingRequest) -> Result<Request, BadRequest> {
     )?;
     // `headers` is a child resource: it must be dropped before the request.
     let headers = convert::headers(incoming.headers().entries())?;
-    let body = read_body(&incoming)?;
+    // A request that cannot carry a body is not read: no stream, no poll, no host calls.
+    let body = if convert::bodiless(&method, &headers) {
+        Bytes::new()
+    } else {
+        read_body(&incoming)?
+    };
 
     let mut request = Request::new(body);
     *request.method_mut() = method;
@@ -94,14 +100,25 @@ fn read_body(incoming: &IncomingRequest) -> Result<Bytes, BadRequest> {
 fn send_response(response: Response, response_out: ResponseOutparam) {
     let (parts, body) = response.into_parts();
 
-    let headers = Fields::new();
-    for (name, value) in &parts.headers {
-        if let Err(err) = headers.append(name.as_str(), value.as_bytes()) {
-            log(format_args!("dropped response header {name}: {err}"));
+    // One host call for every header, rather than one per header.
+    let entries: Vec<(String, Vec<u8>)> = parts
+        .headers
+        .iter()
+        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
+        .collect();
+    let headers = Fields::from_list(&entries).unwrap_or_else(|_| {
+        // One of them is refused (a forbidden name, say): add them one by one and drop only it.
+        let headers = Fields::new();
+        for (name, value) in &parts.headers {
+            if let Err(err) = headers.append(name.as_str(), value.as_bytes()) {
+                log(format_args!("dropped response header {name}: {err}"));
+            }
         }
-    }
+        headers
+    });
     let outgoing = OutgoingResponse::new(headers);
-    if outgoing.set_status_code(parts.status.as_u16()).is_err() {
+    // A new response is 200 already: one host call fewer for most responses.
+    if parts.status != StatusCode::OK && outgoing.set_status_code(parts.status.as_u16()).is_err() {
         log(format_args!("invalid status {}, sending 500", parts.status));
         let _ = outgoing.set_status_code(StatusCode::INTERNAL_SERVER_ERROR.as_u16());
     }

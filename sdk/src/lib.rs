@@ -6,7 +6,8 @@
 //! unchanged under the Atoll gateway or `wasmtime serve`.
 //!
 //! Before the handler runs, the whole request body is read into memory as
-//! [`Bytes`]. The response body is buffered the same way and written out
+//! [`Bytes`] (a `GET` or `HEAD` without a length, or a request with
+//! `content-length: 0`, has none and is not read). The response body is buffered the same way and written out
 //! once the handler returns.
 //!
 //! # Example
@@ -85,8 +86,8 @@ mod response;
 
 pub use bytes;
 pub use bytes::Bytes;
-pub use http;
 pub use fetch::{FetchError, fetch};
+pub use http;
 pub use response::IntoResponse;
 /// The `wasi:http` error a failed [`fetch`] reports.
 pub use wasip2::http::types::ErrorCode;
