@@ -161,7 +161,8 @@ pub(super) async fn write_guest_response(
     (cache_use, tenant): (CacheUse, &Arc<Tenant>),
 ) -> pingora::Result<Written> {
     let (parts, mut body) = response.into_parts();
-    let mut head = ResponseHeader::build(parts.status, Some(parts.headers.len() + 3))?;
+    // Names as the `http` crate has them (lowercase): no second, case-preserving map to fill.
+    let mut head = ResponseHeader::build_no_case(parts.status, Some(parts.headers.len() + 3))?;
     for (name, value) in parts.headers.iter() {
         if is_hop_by_hop(name) {
             continue;

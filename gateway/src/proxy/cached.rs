@@ -61,7 +61,7 @@ async fn write_hit(
     } else {
         entry.status
     };
-    let mut head = ResponseHeader::build(status, Some(entry.headers.len() + 4))?;
+    let mut head = ResponseHeader::build_no_case(status, Some(entry.headers.len() + 4))?;
     for (name, value) in &entry.headers {
         head.append_header(name.clone(), value.clone())?;
     }

@@ -190,7 +190,7 @@ impl GatewayError {
             }
         });
         let body = Bytes::from(body.to_string());
-        let mut head = ResponseHeader::build(self.status(), Some(4))?;
+        let mut head = ResponseHeader::build_no_case(self.status(), Some(4))?;
         head.insert_header(http::header::CONTENT_TYPE, "application/json")?;
         head.insert_header(http::header::CONTENT_LENGTH, body.len())?;
         head.insert_header(REQUEST_ID, request_id.as_str())?;
