@@ -41,8 +41,9 @@ pub struct GuestStats {
 }
 
 /// Hears about a guest's life: created with the invocation, told the guest's stats when it
-/// finishes, told what it wrote to stdout and stderr, and dropped when the guest's task ends
-/// (finished, or aborted by a timeout or a client that went away). `()` hears nothing.
+/// finishes, told what it wrote to stdout and stderr, and dropped with the guest's instance:
+/// when the caller lets go of the response of a guest that returned, else when the guest's task
+/// ends (it trapped, or was aborted by a timeout or a client that went away). `()` hears nothing.
 pub trait GuestObserver: Send + 'static {
     /// The guest finished (returned or trapped); not called when it was aborted.
     fn guest_finished(&mut self, stats: &GuestStats);
@@ -197,8 +198,17 @@ impl Drop for AbortOnDrop {
 
 /// How the guest task ended.
 enum GuestExit {
-    Returned,
+    /// `handle` returned. Its store and observer are handed back rather than dropped in the
+    /// task, so that tearing the instance down (resetting its memory, returning its slot: a
+    /// quarter of a request's instructions) happens when the proxy lets go of the response,
+    /// after the response went to the socket; the concurrency slot goes with them.
+    Returned(#[allow(dead_code, reason = "held only to be dropped later")] Retired),
     Failed(InvokeError),
+}
+
+/// What a guest that returned leaves behind: its store, then its observer, dropped in that order.
+struct Retired {
+    _held: Box<dyn Send>,
 }
 
 impl Runtime {
@@ -287,7 +297,9 @@ impl Runtime {
                 execution: instantiated.elapsed(),
             });
             match result {
-                Ok(()) => GuestExit::Returned,
+                Ok(()) => GuestExit::Returned(Retired {
+                    _held: Box::new((store, observed)),
+                }),
                 Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
             }
         }));
@@ -310,7 +322,7 @@ impl Runtime {
             Err(_closed) => {
                 let handle = guest.task.take().expect("the guest task is still held");
                 match handle.await {
-                    Ok(GuestExit::Returned) => Err(InvokeError::NoResponse),
+                    Ok(GuestExit::Returned(_)) => Err(InvokeError::NoResponse),
                     Ok(GuestExit::Failed(e)) => Err(e),
                     Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
                 }
