@@ -207,11 +207,14 @@ async fn a_response_over_the_gateway_cap_is_a_502() {
     assert_eq!((status, code.as_deref()), (502, Some("response_too_large")));
 }
 
+// A generous CPU budget: streaming 3 MiB from a debug build on a busy CI machine must be cut
+// by the response cap this test is about, never by `cpu_time`.
 const STREAMING: &str = r#"
 response_body: 1MiB
 tenants:
   stream:
     hosts: [stream.test]
+    limits: {cpu_time: 5s}
     functions:
       bigbody: {wasm: "{wasm}/bigbody.wasm", routes: [stream.test/]}
 "#;
