@@ -25,9 +25,12 @@ impl RequestId {
         }
     }
 
-    /// A new random id.
+    /// A new random id, hex-encoded into a fixed buffer (no formatter, one allocation).
     pub fn random() -> RequestId {
-        RequestId(format!("{:032x}", rand::random::<u128>()).into())
+        let mut text = [0u8; 32];
+        hex::encode_to_slice(rand::random::<[u8; 16]>(), &mut text)
+            .expect("16 bytes are 32 hex digits");
+        RequestId(std::str::from_utf8(&text).expect("hex is ASCII").into())
     }
 
     /// The id as text.
