@@ -38,25 +38,7 @@ stop_last
 
 nginx_rps="n/a"; nginx_p99="n/a"
 if command -v nginx >/dev/null; then
-  mkdir -p "$work/nginx"
-  cat >"$work/nginx.conf" <<CONF
-worker_processes 1;
-daemon off;
-pid $work/nginx/nginx.pid;
-error_log $work/nginx/error.log;
-events { worker_connections 1024; }
-http {
-  access_log off;
-  client_body_temp_path $work/nginx;
-  server {
-    listen 127.0.0.1:$NGINX_PORT;
-    location /hello { default_type text/plain; return 200 "Hello from Atoll!\n"; }
-  }
-}
-CONF
-  taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" &
-  pids+=($!)
-  wait_for $NGINX_PORT
+  start_nginx $NGINX_PORT
   read -r nginx_rps nginx_p99 < <(run_wrk $NGINX_PORT)
   stop_last
 fi

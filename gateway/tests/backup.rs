@@ -6,26 +6,7 @@ mod support;
 
 use std::os::unix::fs::PermissionsExt as _;
 
-use support::{Served, atoll, call, call_json, tenant_wasm};
-
-fn run(served: &Served, token: &str, args: &[&str]) -> std::process::Output {
-    atoll()
-        .args(args)
-        .env("ATOLL_ADMIN", format!("http://{}", served.admin))
-        .env("ATOLL_TOKEN", token)
-        .output()
-        .unwrap()
-}
-
-fn succeeded(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
+use support::{Served, atoll, atoll_as, call, call_json, stdout_of, tenant_wasm};
 
 fn count(served: &Served, query: &str) -> String {
     let url = format!("http://{}/count{query}", served.proxy);
@@ -91,7 +72,11 @@ fn a_backup_restores_into_a_new_directory_and_serves_the_same_versions_and_value
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("atoll.tar");
     let archive_arg = archive.to_str().unwrap();
-    let said = succeeded(&run(&served, &operator, &["backup", "--out", archive_arg]));
+    let said = stdout_of(&atoll_as(
+        &served,
+        &operator,
+        &["backup", "--out", archive_arg],
+    ));
     assert!(
         said.contains("1 tenants, 3 components and 1 key-value keys"),
         "{said}"
@@ -100,7 +85,7 @@ fn a_backup_restores_into_a_new_directory_and_serves_the_same_versions_and_value
     assert_eq!(count(&served, ""), "4\n");
 
     // A tenant's token may not take a backup: it holds every tenant's data.
-    let refused = run(&served, &tenant_token, &["backup", "--out", archive_arg]);
+    let refused = atoll_as(&served, &tenant_token, &["backup", "--out", archive_arg]);
     assert!(!refused.status.success());
     assert!(String::from_utf8_lossy(&refused.stderr).contains("403"));
     assert!(
@@ -110,7 +95,7 @@ fn a_backup_restores_into_a_new_directory_and_serves_the_same_versions_and_value
 
     let restored = tempfile::tempdir().unwrap();
     let data_dir = restored.path().join("data");
-    let said = succeeded(
+    let said = stdout_of(
         &atoll()
             .args(["restore", archive_arg, "--data-dir"])
             .arg(&data_dir)
@@ -176,7 +161,7 @@ fn a_cut_or_tampered_archive_is_refused_and_leaves_nothing() {
     assert_eq!(status, 201);
     let work = tempfile::tempdir().unwrap();
     let archive = work.path().join("atoll.tar");
-    succeeded(&run(
+    stdout_of(&atoll_as(
         &served,
         &operator,
         &["backup", "--out", archive.to_str().unwrap()],

@@ -7,7 +7,7 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use support::{Served, atoll, repo};
+use support::{Served, atoll, atoll_as, repo, stdout_of};
 
 #[test]
 fn check_accepts_the_demo_config() {
@@ -296,26 +296,6 @@ fn a_deploy_survives_sigkill() {
             .unwrap();
         assert_eq!(text, "Hello from Atoll!\n");
     });
-}
-
-/// `atoll` run against `served` as `token`, through the environment variables; its output.
-fn atoll_as(served: &Served, token: &str, args: &[&str]) -> std::process::Output {
-    atoll()
-        .args(args)
-        .env("ATOLL_ADMIN", format!("http://{}", served.admin))
-        .env("ATOLL_TOKEN", token)
-        .output()
-        .unwrap()
-}
-
-fn stdout_of(output: &std::process::Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }
 
 #[test]

@@ -71,3 +71,27 @@ YAML
 }
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else print "n/a" }'; }
+
+# Starts nginx on CPU 0 with one worker and no access log, answering `return 200` on `/hello`
+# at `port`; waits until it answers.
+start_nginx() { # port
+  mkdir -p "$work/nginx"
+  cat >"$work/nginx.conf" <<CONF
+worker_processes 1;
+daemon off;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+events { worker_connections 1024; }
+http {
+  access_log off;
+  client_body_temp_path $work/nginx;
+  server {
+    listen 127.0.0.1:$1;
+    location /hello { default_type text/plain; return 200 "Hello from Atoll!\n"; }
+  }
+}
+CONF
+  taskset -c 0 nginx -c "$work/nginx.conf" -p "$work/nginx" &
+  pids+=($!)
+  wait_for "$1"
+}

@@ -61,32 +61,40 @@ impl AccessRecord<'_> {
         }
     }
 
-    /// The line as the JSON formatter writes it.
-    fn write_json(&self, line: &mut Vec<u8>) {
-        line.extend_from_slice(b"{\"timestamp\":\"");
-        log_writer::write_timestamp(line);
-        line.extend_from_slice(br#"","level":"INFO","fields":{"message":"request","request_id":"#);
-        for (name, value) in [
-            ("", self.request_id),
+    /// The text fields, in the order the formatter writes them.
+    fn text_fields(&self) -> [(&'static str, &str); 7] {
+        [
+            ("request_id", self.request_id),
             ("method", self.method),
             ("host", self.host),
             ("path", self.path),
             ("tenant", self.tenant),
             ("function", self.function),
             ("route", self.route),
-        ] {
-            if !name.is_empty() {
-                line.extend_from_slice(b",\"");
-                line.extend_from_slice(name.as_bytes());
-                line.extend_from_slice(b"\":");
-            }
-            json_string(line, value);
-        }
-        for (name, value) in [
+        ]
+    }
+
+    /// The number fields, after the text ones.
+    fn number_fields(&self) -> [(&'static str, u64); 3] {
+        [
             ("status", u64::from(self.status)),
             ("duration_us", self.duration.as_micros() as u64),
             ("instantiation_us", self.instantiation.as_micros() as u64),
-        ] {
+        ]
+    }
+
+    /// The line as the JSON formatter writes it.
+    fn write_json(&self, line: &mut Vec<u8>) {
+        line.extend_from_slice(b"{\"timestamp\":\"");
+        log_writer::write_timestamp(line);
+        line.extend_from_slice(br#"","level":"INFO","fields":{"message":"request""#);
+        for (name, value) in self.text_fields() {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(name.as_bytes());
+            line.extend_from_slice(b"\":");
+            json_string(line, value);
+        }
+        for (name, value) in self.number_fields() {
             line.extend_from_slice(b",\"");
             line.extend_from_slice(name.as_bytes());
             line.extend_from_slice(b"\":");
@@ -99,26 +107,14 @@ impl AccessRecord<'_> {
     fn write_text(&self, line: &mut Vec<u8>) {
         log_writer::write_timestamp(line);
         line.extend_from_slice(b"  INFO atoll::access: request");
-        for (name, value) in [
-            ("request_id", self.request_id),
-            ("method", self.method),
-            ("host", self.host),
-            ("path", self.path),
-            ("tenant", self.tenant),
-            ("function", self.function),
-            ("route", self.route),
-        ] {
+        for (name, value) in self.text_fields() {
             line.push(b' ');
             line.extend_from_slice(name.as_bytes());
             line.push(b'=');
             // The formatter writes strings with `Debug`: quoted, escaped.
             let _ = write!(line, "{value:?}");
         }
-        for (name, value) in [
-            ("status", u64::from(self.status)),
-            ("duration_us", self.duration.as_micros() as u64),
-            ("instantiation_us", self.instantiation.as_micros() as u64),
-        ] {
+        for (name, value) in self.number_fields() {
             line.push(b' ');
             line.extend_from_slice(name.as_bytes());
             line.push(b'=');

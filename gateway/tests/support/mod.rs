@@ -186,3 +186,24 @@ pub fn call_json(method: &str, url: &str, token: Option<&str>, body: Vec<u8>) ->
     let (status, body) = call(method, url, token, None, body);
     (status, serde_json::from_slice(&body).unwrap_or(Value::Null))
 }
+
+/// `atoll` run against `served` as `token`, through `ATOLL_ADMIN` and `ATOLL_TOKEN`; its output.
+pub fn atoll_as(served: &Served, token: &str, args: &[&str]) -> std::process::Output {
+    atoll()
+        .args(args)
+        .env("ATOLL_ADMIN", format!("http://{}", served.admin))
+        .env("ATOLL_TOKEN", token)
+        .output()
+        .unwrap()
+}
+
+/// The stdout of a command that must have succeeded (else its output is the failure message).
+pub fn stdout_of(output: &std::process::Output) -> String {
+    assert!(
+        output.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
