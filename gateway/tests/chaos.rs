@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use atoll_gateway::store::content_hash;
 use rand::Rng as _;
 use serde_json::Value;
-use support::{Served, tenant_wasm};
+use support::{Served, tenant_wasm, try_call};
 
 /// Rounds run by default: enough to hit every phase of a change, bounded for CI.
 const ROUNDS: usize = 30;
@@ -80,26 +80,10 @@ impl<S: Clone + PartialEq + std::fmt::Debug> Known<S> {
 type Answer = Result<(u16, Value), ()>;
 
 fn call(method: &str, url: &str, token: &str, host: Option<&str>, body: Vec<u8>) -> Answer {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut request = reqwest::Client::new()
-            .request(method.parse().unwrap(), url)
-            .bearer_auth(token)
-            .timeout(Duration::from_secs(30))
-            .body(body);
-        if let Some(host) = host {
-            request = request.header("host", host);
-        }
-        let response = request.send().await.map_err(|_| ())?;
-        let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|_| ())?;
-        let json = serde_json::from_slice(&bytes)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
-        Ok((status, json))
-    })
+    let (status, bytes) = try_call(method, url, Some(token), host, body).map_err(|_| ())?;
+    let json = serde_json::from_slice(&bytes)
+        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()));
+    Ok((status, json))
 }
 
 /// Where the gateway is, for the workers of one round.

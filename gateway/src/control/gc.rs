@@ -12,13 +12,7 @@ use super::{ControlPlane, Inner};
 impl ControlPlane {
     /// Deletes what nothing references any more; returns how many files went.
     pub(super) fn collect_garbage(&self, inner: &Inner) -> usize {
-        let mut kept: HashSet<&str> = inner
-            .state
-            .tenants
-            .values()
-            .flat_map(|tenant| tenant.functions.values())
-            .flat_map(|function| function.versions.iter().map(String::as_str))
-            .collect();
+        let mut kept: HashSet<&str> = inner.state.kept_versions().collect();
         // The config file's functions are served but never stored: keep their artifacts.
         for live in inner.live.values() {
             kept.extend(live.functions.values().map(|f| f.function.version.as_str()));

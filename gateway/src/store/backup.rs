@@ -68,12 +68,7 @@ pub struct BackupSource {
 
 /// Every component `state` keeps, in order.
 pub fn kept_components(state: &State) -> BTreeSet<String> {
-    state
-        .tenants
-        .values()
-        .flat_map(|tenant| tenant.functions.values())
-        .flat_map(|function| function.versions.iter().cloned())
-        .collect()
+    state.kept_versions().map(str::to_owned).collect()
 }
 
 /// Writes the archive of `source` to `out`; returns its manifest.

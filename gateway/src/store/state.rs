@@ -247,6 +247,14 @@ pub enum Change {
 }
 
 impl State {
+    /// Every component version a function of a tenant keeps (duplicates included).
+    pub fn kept_versions(&self) -> impl Iterator<Item = &str> {
+        self.tenants
+            .values()
+            .flat_map(|tenant| tenant.functions.values())
+            .flat_map(|function| function.versions.iter().map(String::as_str))
+    }
+
     /// Applies `change`; applying the same change twice is the same as once.
     pub fn apply(&mut self, change: Change) {
         match change {

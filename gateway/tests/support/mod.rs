@@ -161,6 +161,17 @@ pub fn call(
     host: Option<&str>,
     body: Vec<u8>,
 ) -> (u16, Vec<u8>) {
+    try_call(method, url, token, host, body).expect("the gateway answers")
+}
+
+/// [`call`], with `Err` when there is no answer (the gateway is gone), bounded at 30 s.
+pub fn try_call(
+    method: &str,
+    url: &str,
+    token: Option<&str>,
+    host: Option<&str>,
+    body: Vec<u8>,
+) -> Result<(u16, Vec<u8>), reqwest::Error> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -168,6 +179,7 @@ pub fn call(
     runtime.block_on(async {
         let mut request = reqwest::Client::new()
             .request(method.parse().unwrap(), url)
+            .timeout(Duration::from_secs(30))
             .body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
@@ -175,9 +187,9 @@ pub fn call(
         if let Some(host) = host {
             request = request.header("host", host);
         }
-        let response = request.send().await.unwrap();
+        let response = request.send().await?;
         let status = response.status().as_u16();
-        (status, response.bytes().await.unwrap().to_vec())
+        Ok((status, response.bytes().await?.to_vec()))
     })
 }
 
