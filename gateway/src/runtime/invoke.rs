@@ -3,9 +3,10 @@
 //! 1. **store**: a fresh [`Store`] with the tenant's memory limiter and CPU budget;
 //! 2. **instantiate**: a new instance from the function's [`FunctionImage`] (pooling allocator,
 //!    copy-on-write memory), timed for the instantiation metric;
-//! 3. **call**: `wasi:http/incoming-handler.handle` runs in its own task, so the guest can keep
-//!    streaming the body after the response head is out;
-//! 4. **respond**: the head arrives on a oneshot; the body streams from the guest task, which is
+//! 3. **call**: `wasi:http/incoming-handler.handle` is polled once in the request's task; a
+//!    guest that has to wait goes on in a task of its own, so it can keep streaming the body
+//!    after the response head is out;
+//! 4. **respond**: the head arrives on a oneshot; the body streams from the guest, whose task is
 //!    aborted when the body is dropped (the client went away or the response ended).
 //!
 //! Failures are classified into [`InvokeError`] from what the store saw (which limit was hit)
@@ -158,26 +159,46 @@ impl Body for GuestBody {
 /// report its stats) before it is stopped.
 const RETURN_GRACE: Duration = Duration::from_secs(1);
 
-/// Stops the guest task when dropped: at once while its response is unfinished (the client
-/// went away, a limit stopped it); after [`RETURN_GRACE`] once the body has ended, so a guest
-/// on its way out of `handle` returns and reports instead of being cut off.
+/// The guest's run, held by its response body: it ended during the first poll, in the request's
+/// own task, or it runs on in a task of its own, which is stopped when this is dropped: at once
+/// while its response is unfinished (the client went away, a limit stopped it); after
+/// [`RETURN_GRACE`] once the body has ended, so a guest on its way out of `handle` returns and
+/// reports instead of being cut off.
 struct AbortOnDrop {
-    task: Option<JoinHandle<GuestExit>>,
+    run: GuestRun,
     body_ended: bool,
 }
 
+enum GuestRun {
+    /// Ended without waiting: what it left is dropped with the response.
+    Ended(GuestExit),
+    /// Waited at least once, so it went on in a task of its own.
+    Running(JoinHandle<GuestExit>),
+    /// Already taken.
+    Taken,
+}
+
 impl AbortOnDrop {
-    fn new(task: JoinHandle<GuestExit>) -> AbortOnDrop {
+    fn new(run: GuestRun) -> AbortOnDrop {
         AbortOnDrop {
-            task: Some(task),
+            run,
             body_ended: false,
+        }
+    }
+
+    /// How the guest ended, waiting for its task if it has one.
+    async fn exit(&mut self) -> Result<GuestExit, tokio::task::JoinError> {
+        match std::mem::replace(&mut self.run, GuestRun::Taken) {
+            GuestRun::Ended(exit) => Ok(exit),
+            GuestRun::Running(task) => task.await,
+            GuestRun::Taken => unreachable!("a guest's exit is taken once"),
         }
     }
 }
 
 impl Drop for AbortOnDrop {
     fn drop(&mut self) {
-        let Some(mut task) = self.task.take() else {
+        let GuestRun::Running(mut task) = std::mem::replace(&mut self.run, GuestRun::Taken) else {
             return;
         };
         if task.is_finished() {
@@ -277,7 +298,7 @@ impl Runtime {
         let pre = image.pre.clone();
         let lane = store.data().lane_release();
         let (inst_tx, inst_rx) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(ReleaseLaneWhileWaiting::new(lane, async move {
+        let mut run = Box::pin(ReleaseLaneWhileWaiting::new(lane, async move {
             // Owned by the task as a whole, so its drop sees the guest's task end.
             let mut observed = observed;
             let instantiated = Instant::now();
@@ -303,7 +324,20 @@ impl Runtime {
                 Err(e) => GuestExit::Failed(classify_trap(store.data().limit_hit(), &e)),
             }
         }));
-        let mut guest = AbortOnDrop::new(task);
+        // Most guests answer without waiting for anything: run the first poll here, in the
+        // request's task, and give the guest a task of its own only if it has to wait (for a
+        // host call, a body, or an epoch tick past its time slice).
+        // Outside tokio's cooperative budget: the guest yields at its epoch ticks, and what its
+        // host calls spend must not leave the request's task without budget to read the
+        // response the guest has just written.
+        let first = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
+            Poll::Ready(run.as_mut().poll(cx))
+        }))
+        .await;
+        let mut guest = AbortOnDrop::new(match first {
+            Poll::Ready(exit) => GuestRun::Ended(exit),
+            Poll::Pending => GuestRun::Running(tokio::spawn(run)),
+        });
 
         let head = head_rx.await;
         let instantiation = inst_rx.await_now();
@@ -319,14 +353,11 @@ impl Runtime {
             }),
             Ok(Err(code)) => Err(InvokeError::GuestError(format!("{code:?}"))),
             // The outparam was dropped without a response: the task has ended or is ending.
-            Err(_closed) => {
-                let handle = guest.task.take().expect("the guest task is still held");
-                match handle.await {
-                    Ok(GuestExit::Returned(_)) => Err(InvokeError::NoResponse),
-                    Ok(GuestExit::Failed(e)) => Err(e),
-                    Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
-                }
-            }
+            Err(_closed) => match guest.exit().await {
+                Ok(GuestExit::Returned(_)) => Err(InvokeError::NoResponse),
+                Ok(GuestExit::Failed(e)) => Err(e),
+                Err(join) => Err(InvokeError::Trap(format!("the guest task failed: {join}"))),
+            },
         }
     }
 }

@@ -16,6 +16,7 @@ mod engine;
 mod error;
 mod guest;
 mod invoke;
+mod residency;
 
 use std::sync::Arc;
 
@@ -117,6 +118,8 @@ impl Runtime {
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre =
             ProxyPre::new(instance_pre).map_err(|e| LoadError::NotAProxy(format!("{e:#}")))?;
+        // Linked: what loading read from the artifact now lives in wasmtime's structures.
+        residency::reclaim(component.image_range());
         Ok(FunctionImage { pre })
     }
 }
