@@ -91,6 +91,9 @@ impl Loader {
                         Err(other) => LoadError::Compile(format!("{other:#}")),
                     })?;
                 let image = Arc::new(self.runtime.prepare(&component)?);
+                // Linked: what loading read from the artifact now lives in wasmtime's own
+                // structures, so its pages go back to the kernel.
+                crate::runtime::reclaim_artifact_pages(&component);
                 self.images.remember(&version, &image);
                 (image, ImageSource::Artifact(source))
             }

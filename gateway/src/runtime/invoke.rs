@@ -326,10 +326,10 @@ impl Runtime {
         }));
         // Most guests answer without waiting for anything: run the first poll here, in the
         // request's task, and give the guest a task of its own only if it has to wait (for a
-        // host call, a body, or an epoch tick past its time slice).
-        // Outside tokio's cooperative budget: the guest yields at its epoch ticks, and what its
-        // host calls spend must not leave the request's task without budget to read the
-        // response the guest has just written.
+        // host call, a body, or an epoch tick past its time slice). That poll is outside
+        // tokio's cooperative budget: the guest yields at its epoch ticks, and what its host
+        // calls spend must not leave the request's task without budget to read the response
+        // the guest has just written.
         let first = tokio::task::coop::unconstrained(std::future::poll_fn(|cx| {
             Poll::Ready(run.as_mut().poll(cx))
         }))

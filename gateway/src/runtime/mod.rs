@@ -18,6 +18,8 @@ mod guest;
 mod invoke;
 mod residency;
 
+pub(crate) use residency::reclaim_artifact_pages;
+
 use std::sync::Arc;
 
 use anyhow::anyhow;
@@ -118,8 +120,6 @@ impl Runtime {
             .map_err(|e| LoadError::Link(format!("{e:#}")))?;
         let pre =
             ProxyPre::new(instance_pre).map_err(|e| LoadError::NotAProxy(format!("{e:#}")))?;
-        // Linked: what loading read from the artifact now lives in wasmtime's structures.
-        residency::reclaim(component.image_range());
         Ok(FunctionImage { pre })
     }
 }

@@ -10,16 +10,15 @@
 //! cache or the file when the code first runs; a page wasmtime wrote to is kept (without swap)
 //! or swapped, never lost, so this changes memory use and never contents.
 
-use std::ops::Range;
-
-/// Asks the kernel to reclaim the resident pages of `image`, a component's mapped artifact
-/// ([`wasmtime::component::Component::image_range`]). Advisory: does nothing where the kernel
-/// lacks `MADV_PAGEOUT` (before Linux 5.4) or off Linux.
-pub(crate) fn reclaim(image: Range<*const u8>) {
+/// Asks the kernel to reclaim the resident pages of `component`'s mapped artifact, once it is
+/// linked. Only for a component loaded from a `.cwasm` file: one compiled in memory is
+/// anonymous memory, which has no file to fault back from. Advisory: does nothing where the
+/// kernel lacks `MADV_PAGEOUT` (before Linux 5.4) or off Linux.
+pub(crate) fn reclaim_artifact_pages(component: &wasmtime::component::Component) {
     #[cfg(target_os = "linux")]
-    linux::page_out(image);
+    linux::page_out(component.image_range());
     #[cfg(not(target_os = "linux"))]
-    let _ = image;
+    let _ = component;
 }
 
 #[cfg(target_os = "linux")]
